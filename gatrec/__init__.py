@@ -1,0 +1,3 @@
+"""gatrec: a graph-attention recommender with an MLflow-centred lifecycle."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from gatrec.cli import main
+
+main()

@@ -1,0 +1,139 @@
+"""Shared pieces of the raw readers: the ``RawData`` result, streaming line reads, value checks."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+from tqdm.utils import CallbackIOWrapper
+
+from gatrec.errors import DataError
+
+TEXT_FIELDS = ("title", "description", "brand", "categories")
+
+
+@dataclass
+class RawData:
+    """What a reader returns, before cleaning.
+
+    ``interactions``: ``user_id``, ``item_id`` (str) plus ``rating`` (float64) and ``timestamp`` (int64)
+    where the source has them, in input order. ``items``: ``item_id`` plus the text fields and optional
+    ``image``, or None when the source has no item metadata.
+    """
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame | None
+    format: str
+    files: list[Path] = field(default_factory=list)
+
+
+def open_text(path: Path, encoding: str = "utf-8") -> io.TextIOBase:
+    """Open a plain or gzip text file (by suffix)."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding=encoding)
+    return open(path, encoding=encoding)
+
+
+def stream_lines(path: Path, desc: str, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` (1-based) with a progress bar over the bytes on disk.
+
+    Gzip dumps are decompressed on the fly so a 1.7M-review file never sits in memory as text.
+    """
+    with open(path, "rb") as raw, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=desc,
+                                       disable=None, leave=False) as bar:
+        wrapped: Any = CallbackIOWrapper(bar.update, raw, "read")
+        binary = gzip.GzipFile(fileobj=wrapped) if path.suffix == ".gz" else wrapped
+        try:
+            with io.TextIOWrapper(binary, encoding=encoding, errors="strict") as text:
+                yield from enumerate(text, start=1)
+        except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, wrong encoding
+            raise DataError(f"cannot read file: {exc}", file=path) from exc
+
+
+def iter_records(path: Path, desc: str, parse: Callable[[str], Any] = json.loads,
+                 what: str = "JSON") -> Iterator[tuple[int, dict]]:
+    """Parse one object per non-blank line; a bad line stops with file and line number."""
+    seen = False
+    for lineno, line in stream_lines(path, desc):
+        if not line.strip():
+            continue
+        seen = True
+        try:
+            obj = parse(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise DataError(f"malformed {what} line: {exc}", file=path, line=lineno) from exc
+        if not isinstance(obj, dict):
+            raise DataError(f"expected one {what} object per line, got {type(obj).__name__}",
+                            file=path, line=lineno)
+        yield lineno, obj
+    if not seen:
+        raise DataError("empty file", file=path)
+
+
+def numeric_column(values: Iterable[Any], *, file: Path, field: str, lines: np.ndarray | None = None,
+                   integer: bool = False, row_word: str = "line") -> np.ndarray:
+    """Convert a column to float64/int64; the first bad value stops with its line (or row) number.
+
+    ``lines`` maps each value to the line number the user sees; without it values are numbered
+    from 1 (``row_word`` then says "row", e.g. for parquet).
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    series = series.reset_index(drop=True)
+    num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(num)
+    if integer:
+        bad |= np.floor(np.where(bad, 0, num)) != np.where(bad, 0, num)
+    if bad.any():
+        i = int(np.argmax(bad))
+        kind = "an integer" if integer else "a number"
+        where = int(lines[i]) if lines is not None else i + 1
+        msg = f"value {series.iloc[i]!r} is not {kind}"
+        if row_word == "line":
+            raise DataError(msg, file=file, line=where, field=field)
+        raise DataError(f"{row_word} {where}: {msg}", file=file, field=field)
+    if integer:
+        # Exact for the int64 range that timestamps use; floats above 2**53 are not expected here.
+        ints = pd.to_numeric(series, errors="coerce")
+        return ints.to_numpy(dtype=np.int64) if ints.dtype.kind in "iu" else num.astype(np.int64)
+    return num
+
+
+def text_value(value: Any) -> str:
+    """Free text from a string, a (nested) list of strings, or nothing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (list, tuple)):
+        return " ".join(t for t in (text_value(v) for v in value) if t)
+    return str(value).strip()
+
+
+def categories_value(value: Any) -> str:
+    """Categories from a string or (nested) lists: flattened, de-duplicated in order, joined with ", "."""
+    flat: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif v is not None and (t := str(v).strip()):
+            flat.append(t)
+
+    walk(value)
+    return ", ".join(dict.fromkeys(flat))
+
+
+def items_frame(records: dict[str, list[str]]) -> pd.DataFrame:
+    """Build the raw item table, keeping the first record of an item id seen twice."""
+    df = pd.DataFrame(records)
+    for col in ("item_id", *TEXT_FIELDS):
+        if col not in df:
+            df[col] = ""
+    return df.drop_duplicates("item_id", keep="first").reset_index(drop=True)

