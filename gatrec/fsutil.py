@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temp folder next to ``target``; on success it replaces ``target`` in one rename.
@@ -24,6 +30,8 @@ def atomic_dir(target: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        # mkdtemp makes the folder 0700; give the result the permissions a plain mkdir would.
+        os.chmod(tmp, 0o777 & ~_umask())
         if target.exists():
             if not overwrite:
                 raise FileExistsError(target)
@@ -49,6 +57,7 @@ def atomic_file(target: str | Path, mode: str = "w") -> Iterator[Any]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes files 0600
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -53,13 +53,21 @@ def kcore(df: pd.DataFrame, k: int) -> tuple[pd.DataFrame, int]:
     return df[keep], int((~keep).sum())
 
 
-def id_order(ids: pd.Series) -> np.ndarray:
-    """Unique ids sorted for stable numbering: numerically when all are integers, else as text."""
-    uniq = pd.unique(ids)
-    as_text = np.asarray(uniq, dtype=str)
-    if len(as_text) and np.char.isdigit(as_text).all():
-        return uniq[np.argsort(as_text.astype(np.int64), kind="stable")]
-    return np.sort(as_text.astype(object))
+def id_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous codes for ``ids`` numbered in sorted id order, and the sorted unique ids.
+
+    Ids sort numerically when all are integers (MovieLens), else as text.
+    """
+    codes, uniq = pd.factorize(ids)
+    text = np.asarray(uniq, dtype=str)
+    # <= 18 digits keeps the numeric key inside int64.
+    if len(text) and np.char.isdigit(text).all() and np.char.str_len(text).max() <= 18:
+        order = np.argsort(text.astype(np.int64), kind="stable")
+    else:
+        order = np.argsort(text, kind="stable")
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    return rank[codes], text[order].astype(object)
 
 
 def reindex(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -68,15 +76,13 @@ def reindex(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
     Returns the interactions (``user``, ``item`` int32 plus ``timestamp``/``rating`` where known, in
     input order) and the ``users`` (``user``, ``user_id``) and ``items`` (``item``, ``item_id``) tables.
     """
-    user_ids, item_ids = id_order(df["user_id"]), id_order(df["item_id"])
-    out = pd.DataFrame({
-        "user": pd.Index(user_ids).get_indexer(df["user_id"]).astype(np.int32),
-        "item": pd.Index(item_ids).get_indexer(df["item_id"]).astype(np.int32),
-    })
+    user, user_ids = id_codes(df["user_id"])
+    item, item_ids = id_codes(df["item_id"])
+    out = pd.DataFrame({"user": user, "item": item})
     if "timestamp" in df:
         out["timestamp"] = df["timestamp"].to_numpy(dtype=np.int64)
     if "rating" in df:
         out["rating"] = df["rating"].to_numpy(dtype=np.float32)
-    users = pd.DataFrame({"user": np.arange(len(user_ids), dtype=np.int32), "user_id": user_ids.astype(str)})
-    items = pd.DataFrame({"item": np.arange(len(item_ids), dtype=np.int32), "item_id": item_ids.astype(str)})
+    users = pd.DataFrame({"user": np.arange(len(user_ids), dtype=np.int32), "user_id": user_ids})
+    items = pd.DataFrame({"item": np.arange(len(item_ids), dtype=np.int32), "item_id": item_ids})
     return out, users, items

@@ -87,10 +87,14 @@ def numeric_column(values: Iterable[Any], *, file: Path, field: str, lines: np.n
     """
     series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
     series = series.reset_index(drop=True)
-    num = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(num)
+    # Columns a parser already typed skip the (slow) text conversion.
+    num = series if series.dtype.kind in "iuf" else pd.to_numeric(series, errors="coerce")
+    if integer and num.dtype.kind in "iu":
+        return num.to_numpy(dtype=np.int64)
+    arr = num.to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(arr)
     if integer:
-        bad |= np.floor(np.where(bad, 0, num)) != np.where(bad, 0, num)
+        bad |= np.floor(arr) != arr  # NaN is already bad; this adds fractions
     if bad.any():
         i = int(np.argmax(bad))
         kind = "an integer" if integer else "a number"
@@ -99,11 +103,18 @@ def numeric_column(values: Iterable[Any], *, file: Path, field: str, lines: np.n
         if row_word == "line":
             raise DataError(msg, file=file, line=where, field=field)
         raise DataError(f"{row_word} {where}: {msg}", file=file, field=field)
-    if integer:
-        # Exact for the int64 range that timestamps use; floats above 2**53 are not expected here.
-        ints = pd.to_numeric(series, errors="coerce")
-        return ints.to_numpy(dtype=np.int64) if ints.dtype.kind in "iu" else num.astype(np.int64)
-    return num
+    # float64 holds every int up to 2**53: far beyond epoch milliseconds.
+    return arr.astype(np.int64) if integer else arr
+
+
+def drop_blank_rows(df: pd.DataFrame, first_line: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop rows read from blank lines; return the rest with the file line number of each row.
+
+    Text tables are read with blank lines kept (as all-empty rows) so that numbering stays exact.
+    """
+    lines = np.arange(first_line, first_line + len(df))
+    blank = (df.fillna("") == "").all(axis=1).to_numpy()
+    return df[~blank].reset_index(drop=True), lines[~blank]
 
 
 def text_value(value: Any) -> str:

@@ -12,6 +12,7 @@ from gatrec.data.readers.base import (
     TEXT_FIELDS,
     RawData,
     categories_value,
+    drop_blank_rows,
     items_frame,
     iter_records,
     numeric_column,
@@ -49,9 +50,10 @@ def read_folder(folder: Path) -> RawData:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        # Everything as text first so a bad number can be reported with its line; blank lines are kept
-        # so that row i is line i + 2 of the file (header = line 1).
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+        # A numeric column with a bad value stays text, so the value can be reported; blank lines are kept
+        # so that line numbers in messages match the file (header = line 1).
+        df = pd.read_csv(path, dtype={c: str for c in REQUIRED}, keep_default_na=False, skip_blank_lines=False,
+                         encoding="utf-8-sig")
     except pd.errors.EmptyDataError as exc:
         raise DataError("empty file", file=path) from exc
     except pd.errors.ParserError as exc:
@@ -61,9 +63,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read file: {exc}", file=path) from exc
     df.columns = [str(c).strip() for c in df.columns]
     _check_columns(df, path, line=1)
+    df, lines = drop_blank_rows(df, first_line=2)
     if df.empty:
         raise DataError("no interactions (the file has only a header)", file=path, line=2)
-    lines = np.arange(2, len(df) + 2)
     for col in REQUIRED:
         empty = (df[col].str.strip() == "").to_numpy()
         if empty.any():

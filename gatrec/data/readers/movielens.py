@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gatrec.data.readers.base import RawData, items_frame, numeric_column, open_text
+from gatrec.data.readers.base import RawData, drop_blank_rows, items_frame, numeric_column, open_text
 from gatrec.errors import DataError
 from gatrec.log import get
 
@@ -56,7 +56,9 @@ def _read_table(path: Path, sep: str, usecols: list[int]) -> pd.DataFrame:
         raise DataError(f"malformed ratings file (expected user{sep}item{sep}rating{sep}timestamp): {exc}",
                         file=path) from exc
     raw.columns = list(FIELDS)
-    lines = np.arange(1, len(raw) + 1)  # no header: row i is line i + 1
+    raw, lines = drop_blank_rows(raw, first_line=1)  # no header line
+    if raw.empty:
+        raise DataError("empty file", file=path)
     for col in ("user_id", "item_id"):
         empty = (raw[col].str.strip() == "").to_numpy()
         if empty.any():
