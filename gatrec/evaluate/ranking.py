@@ -79,11 +79,11 @@ def evaluate_embeddings(
         # With fewer unmasked items than K, masked (-inf) items fill the tail: never count them as recommended.
         shown = torch.isfinite(top_scores)
         del scores
-        rel = torch.zeros(len(rows), n_items, dtype=torch.bool, device=device)
-        rel.index_put_(_batch_coords(heldout, rows, device), torch.tensor(True, device=device))
-        hits = rel.gather(1, top).to(torch.float64)
-        n_rel = rel.sum(1).to(torch.float64)
-        del rel
+        # Relevance of the top-K by membership of (row, item) keys: no dense users × items matrix.
+        hr, hc = _batch_coords(heldout, rows, device)
+        top_keys = torch.arange(len(rows), device=device).unsqueeze(1) * n_items + top
+        hits = torch.isin(top_keys, hr * n_items + hc).to(torch.float64)
+        n_rel = torch.from_numpy(np.diff(heldout.indptr)[rows]).to(device, torch.float64)
         first = torch.where(hits.any(1), hits.argmax(1), torch.full_like(n_rel, kmax, dtype=torch.long))
         for k in ks:
             kk = min(k, kmax)

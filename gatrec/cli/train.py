@@ -1,0 +1,96 @@
+"""``gatrec train``: train one model on a prepared dataset, with early stopping, resume and MLflow logging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from gatrec import models
+from gatrec.errors import GatrecError
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        params[key.strip()] = yaml.safe_load(raw)  # "3" -> 3, "1e-4" -> 1e-4, "true" -> True
+    return params
+
+
+@click.command(epilog="""\b
+Examples:
+  gatrec train --data data/prepared --model lightgcn --out runs/lgcn
+  gatrec train --data data/prepared --model mf --epochs 50 --lr 0.005 --no-mlflow --out runs/mf
+  gatrec train --data data/prepared --config configs/lightgcn.yaml -p n_layers=2 --out runs/lgcn2
+
+Running it again with the same --out and settings resumes from the last epoch's checkpoint.""")
+@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Prepared dataset folder (from `gatrec prepare`).")
+@click.option("--model", type=click.Choice(models.names()), default=None,
+              help="Model to train (required unless the --config file names one).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML file of training settings; the flags below override it.")
+@click.option("--epochs", type=int, help="Maximum epochs [300].")
+@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--lr", type=float, help="Adam learning rate [0.001].")
+@click.option("--batch-size", type=int, help="BPR triples per step [2048].")
+@click.option("--patience", type=int, help="Early-stopping patience in epochs [20].")
+@click.option("--metric", help="Validation metric for early stopping [ndcg@20].")
+@click.option("--device", help="auto, cpu, cuda, cuda:N [auto].")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for torch [all CPUs available]; on a busy machine 1 is often fastest.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Model hyper-parameter, e.g. -p n_layers=2 -p dim=128 (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--overwrite", is_flag=True, help="Discard what --out holds and start over.")
+@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
+def command(data: Path, model: str | None, config_file: Path | None, epochs: int | None, seed: int | None,
+            lr: float | None, batch_size: int | None, patience: int | None, metric: str | None,
+            device: str | None, threads: int | None, params: tuple[str, ...], out: Path, overwrite: bool,
+            no_mlflow: bool, experiment: str | None) -> None:
+    """Train a recommender and write metrics.json, config.yaml, checkpoints/ and the model/ export to --out.
+
+    Validation is evaluated every epoch (full ranking over all items); training stops when the metric has
+    not improved for --patience epochs, and the test metrics reported are those of the best epoch.
+    """
+    from gatrec.data.dataset import Dataset
+    from gatrec.evaluate.report import format_table
+    from gatrec.train.config import TrainConfig
+    from gatrec.train.loop import check_run_folder, train
+
+    if model is None and config_file is None:
+        raise click.UsageError("pass --model (or a --config file that sets model)")
+    overrides = {"model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
+                 "patience": patience, "metric": metric, "device": device,
+                 "model_params": _parse_params(params) or None}
+    config = TrainConfig.from_yaml(config_file, overrides)
+    ds = Dataset.load(data)
+    check_run_folder(out, config, overwrite=overwrite)  # before an MLflow run is opened for nothing
+    if no_mlflow:
+        result = train(ds, config, out, overwrite=overwrite, threads=threads)
+    else:
+        from gatrec.tracking.mlflow_log import MlflowTracker
+
+        tags = {"model": config.model, "data_digest": ds.digest, "split": ds.split_protocol,
+                "seed": str(config.seed), "data_path": str(Path(ds.path).resolve()), "run_dir": str(out.resolve())}
+        try:
+            with MlflowTracker(experiment, run_name=f"{config.model}-{out.name}", tags=tags) as tracker:
+                tracker.log_params(config.model_dump(mode="json"))
+                result = train(ds, config, out, overwrite=overwrite, tracker=tracker, threads=threads)
+                tracker.log_result(result, out)
+        except GatrecError:
+            raise
+        except Exception as exc:  # MLflow store unreachable, bad URI, ...
+            if type(exc).__module__.startswith("mlflow"):
+                raise GatrecError(f"MLflow logging failed: {exc} (use --no-mlflow to train without it)") from exc
+            raise
+    click.echo(format_table({"valid": result["valid"], "test": result["test"]}, ks=config.ks))
+    spe = result["seconds_per_epoch"]
+    click.echo(f"best epoch {result['best_epoch']} of {result['epochs_run']}"
+               + (f", {spe:.2f} s/epoch" if spe else "") + f"; run folder {out}")

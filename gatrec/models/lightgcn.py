@@ -1,0 +1,63 @@
+"""LightGCN (He et al., SIGIR 2020), with the semantics of ``torch_geometric.nn.LightGCN``.
+
+The final representation is the mean over layers 0..L of embeddings propagated on the symmetric-normalised
+user-item graph (alpha = 1/(L+1)), and the BPR regulariser acts on the layer-0 (ego) embeddings. Only the
+initialisation differs from PyG's: N(0, init_std) as in the paper's code (see ``LightGCNConfig``).
+
+Propagation multiplies by the cached sparse CSR matrix (``TrainGraph.propagate``) instead of running
+``LGConv`` on ``edge_index``: on CPU (amazon-beauty, 34k nodes, 397k edges, 3 layers, forward+backward,
+2 threads) LGConv's gather/scatter takes 700 ms, ``torch.sparse.mm`` 99 ms and the cached symmetric CSR
+with a transpose-free backward 40 ms, for the same result (max difference 2e-8).
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatrec.models.base import Recommender, TrainGraph, bpr_loss, l2_reg
+
+
+class LightGCNConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: int = Field(64, ge=1)
+    n_layers: int = Field(3, ge=0)
+    reg_weight: float = Field(1e-4, ge=0)
+    # N(0, 0.1) as the official LightGCN code: PyG's xavier init is ~30x smaller on 5k+ nodes and leaves a
+    # long plateau (office: valid ndcg@20 flat for ~20 epochs, so early stopping fired at epoch 22).
+    init_std: float = Field(0.1, gt=0)
+
+
+class LightGCN(Recommender):
+    name = "lightgcn"
+    Config = LightGCNConfig
+
+    def __init__(self, n_users: int, n_items: int, config: LightGCNConfig, graph: TrainGraph | None = None):
+        super().__init__(n_users, n_items, config, graph)
+        if graph is None:
+            raise ValueError("lightgcn needs the training graph")
+        self.graph = graph
+        self.embedding = torch.nn.Parameter(torch.empty(n_users + n_items, config.dim))
+        torch.nn.init.normal_(self.embedding, std=config.init_std)
+
+    def propagate(self) -> torch.Tensor:
+        """Layer-mean of the propagated embeddings of all nodes, (n_users + n_items, dim)."""
+        x = self.embedding
+        out = x
+        for _ in range(self.config.n_layers):
+            x = self.graph.propagate(x)
+            out = out + x
+        return out / (self.config.n_layers + 1)
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.propagate()  # one full propagation per batch, as in the paper
+        pos, neg = pos + self.n_users, neg + self.n_users
+        u, p, n = out[users], out[pos], out[neg]
+        bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
+        reg = self.config.reg_weight * l2_reg(self.embedding[users], self.embedding[pos], self.embedding[neg])
+        return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.propagate()
+        return out[: self.n_users], out[self.n_users:]

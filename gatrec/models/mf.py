@@ -1,0 +1,40 @@
+"""Matrix factorisation trained with BPR (Rendle et al., UAI 2009)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from gatrec.models.base import Recommender, TrainGraph, bpr_loss, l2_reg
+
+
+class MFConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: int = Field(64, ge=1)
+    reg_weight: float = Field(1e-4, ge=0)
+    # Small, as usual for BPR-MF: with LightGCN's N(0, 0.1) (which suits propagated, averaged embeddings)
+    # MF fits noise early (office: best valid ndcg@20 0.031 vs 0.046 at 0.01-scale init).
+    init_std: float = Field(0.01, gt=0)
+
+
+class MF(Recommender):
+    name = "mf"
+    Config = MFConfig
+
+    def __init__(self, n_users: int, n_items: int, config: MFConfig, graph: TrainGraph | None = None):
+        super().__init__(n_users, n_items, config, graph)
+        # One table for users then items, laid out like LightGCN's.
+        self.embedding = torch.nn.Parameter(torch.empty(n_users + n_items, config.dim))
+        torch.nn.init.normal_(self.embedding, std=config.init_std)
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        u = self.embedding[users]
+        p = self.embedding[pos + self.n_users]
+        n = self.embedding[neg + self.n_users]
+        bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
+        reg = self.config.reg_weight * l2_reg(u, p, n)
+        return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embedding[: self.n_users], self.embedding[self.n_users:]

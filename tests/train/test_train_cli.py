@@ -1,0 +1,99 @@
+"""`gatrec train` and `gatrec eval` as a user runs them: help, tables, errors, MLflow logging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gatrec.cli import cli, main
+from gatrec.train.config import TrainConfig
+from gatrec.train.loop import train
+
+
+@pytest.fixture(scope="module")
+def mf_run(clustered_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "mf"
+    train(clustered_data, TrainConfig(model="mf", epochs=3, batch_size=128, lr=0.01, mask_valid_at_test=True), out)
+    return out
+
+
+@pytest.mark.parametrize("sub", ["train", "eval"])
+def test_help_has_an_example(sub: str):
+    res = CliRunner().invoke(cli, [sub, "--help"])
+    assert res.exit_code == 0 and "Example" in res.output and "--out" in res.output
+    if sub == "train":
+        assert "[pop|mf|lightgcn" in res.output  # choices come from the model registry
+
+
+def test_eval_reproduces_the_run_metrics(mf_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture):
+    saved = json.loads((mf_run / "metrics.json").read_text())
+    for split in ("test", "valid"):
+        main(["eval", "--run", str(mf_run), "--split", split, "--out", str(tmp_path / f"{split}.json")])
+        got = json.loads((tmp_path / f"{split}.json").read_text())
+        assert got["metrics"] == saved[split] and got["mask_valid"] is True
+    table = capsys.readouterr().out
+    assert "recall@20" in table and f"{saved['test']['recall@20']:.4f}" in table
+    # Not masking validation items changes the test metrics: the flag is applied.
+    main(["eval", "--run", str(mf_run / "model"), "--no-mask-valid", "--out", str(tmp_path / "nomask.json")])
+    assert json.loads((tmp_path / "nomask.json").read_text())["metrics"] != saved["test"]
+
+
+def test_eval_refuses_other_data(mf_run: Path, make_prepared, tmp_path: Path, capsys: pytest.CaptureFixture):
+    other = make_prepared(tmp_path / "other", seed=9)
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--run", str(mf_run), "--data", str(other)])
+    assert exc.value.code == 2 and "digest" in capsys.readouterr().err
+
+
+def test_train_reports_bad_config_with_file_line_and_field(clustered_data: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: lightgcn\nmodel_params:\n  n_layers: two\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(clustered_data), "--config", str(bad), "--no-mlflow", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"{bad}:3" in err and "model_params.n_layers" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_yaml_then_flags(tmp_path: Path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model: mf\nepochs: 7\nlr: 0.5\nmodel_params: {dim: 8}\n")
+    cfg = TrainConfig.from_yaml(f, {"lr": 0.01, "epochs": None, "model_params": {"reg_weight": 0.0}})
+    assert (cfg.model, cfg.epochs, cfg.lr) == ("mf", 7, 0.01)
+    assert cfg.model_params == {"dim": 8, "reg_weight": 0.0, "init_std": 0.01}
+
+
+def test_train_cli_logs_params_epochs_and_results_to_mlflow(clustered_data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    main(["train", "--data", str(clustered_data), "--model", "mf", "--epochs", "2", "--batch-size", "128",
+          "-p", "dim=8", "--experiment", "gatrec-test", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "recall@20" in printed and "best epoch" in printed
+    saved = json.loads((out / "metrics.json").read_text())
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("gatrec-test").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model_params.dim"] == "8" and run.data.params["epochs"] == "2"
+    assert run.data.tags["data_digest"] == saved["data"]["digest"] and run.data.tags["seed"] == "0"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+    assert run.data.metrics["test_ndcg_at_20"] == saved["test"]["ndcg@20"]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"metrics.json", "config.yaml"}
+
+    # Inside `mlflow run` (MLFLOW_RUN_ID set) everything goes into that run.
+    outer = client.create_run(client.get_experiment_by_name("gatrec-test").experiment_id)
+    monkeypatch.setenv("MLFLOW_RUN_ID", outer.info.run_id)
+    main(["train", "--data", str(clustered_data), "--model", "pop", "--out", str(tmp_path / "pop")])
+    logged = client.get_run(outer.info.run_id)
+    assert logged.data.params["model"] == "pop" and "test_recall_at_20" in logged.data.metrics
+    assert len(client.search_runs([outer.info.experiment_id])) == 2
