@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +63,23 @@ def image_key(path: Path) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=2)  # one build per process (tests, sweeps)
+def _load_model(name: str, pretrained: str | None, seed: int, device: str) -> tuple[Any, Any]:
+    import open_clip
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
+            torch.manual_seed(seed)
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained,
+                                                                         device=device)
+    except Exception as exc:
+        raise GatrecError(
+            f"cannot load open_clip {name!r} with weights {pretrained!r}: {exc}. Offline? Pass "
+            "--image-weights PATH (a local checkpoint) or --image-weights none (random init)") from exc
+    return model.eval(), preprocess
+
+
 class ImageEncoder:
     """Loads the open_clip model lazily: runs whose images are all cached never build it."""
 
@@ -88,7 +106,6 @@ class ImageEncoder:
 
     @cached_property
     def _loaded(self) -> tuple[Any, Any, str]:
-        import open_clip
         import torch
 
         self.loads += 1
@@ -96,18 +113,12 @@ class ImageEncoder:
         pretrained = None if self.cfg.random_weights else self.cfg.weights
         if pretrained is not None and Path(pretrained).expanduser().exists():
             pretrained = str(Path(pretrained).expanduser())
-        try:
-            with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's RNG
-                torch.manual_seed(self.cfg.seed)
-                model, _, preprocess = open_clip.create_model_and_transforms(
-                    self.cfg.model, pretrained=pretrained, device=device)
-        except Exception as exc:
-            raise GatrecError(
-                f"cannot load open_clip {self.cfg.model!r} with weights {self.cfg.weights!r}: {exc}. Offline? "
-                "Pass --image-weights PATH (a local checkpoint) or --image-weights none (random init)") from exc
-        model.eval()
+        model, preprocess = _load_model(self.cfg.model, pretrained, self.cfg.seed, device)
         log.info("image_model_loaded", model=self.cfg.model, weights=self.cfg.weights, device=device)
         return model, preprocess, device
+
+    def load(self) -> None:
+        self._loaded  # noqa: B018 (cached_property: loads once)
 
     @property
     def dim(self) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import html
 import importlib.util
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -96,6 +98,20 @@ def _offline() -> Iterator[None]:
                 os.environ[k] = v
 
 
+@functools.lru_cache(maxsize=2)  # one load per process, e.g. across a sweep's trials or a test session
+def _load_model(name_or_path: str, local: bool, device: str | None) -> Any:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        if local:
+            with _offline():
+                return SentenceTransformer(name_or_path, device=device, local_files_only=True)
+        return SentenceTransformer(name_or_path, device=device)
+    except Exception as exc:
+        raise GatrecError(f"cannot load text model {name_or_path!r}: {exc} (offline? pass a local "
+                          "sentence-transformers folder with --text-model)") from exc
+
+
 class TextEncoder:
     """Loads the model only when something actually has to be encoded (cache hits never load it)."""
 
@@ -114,22 +130,13 @@ class TextEncoder:
             if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
                 h.update(f.relative_to(self.path).as_posix().encode())
                 h.update(f.read_bytes())
-        return f"{self.path.name}:{h.hexdigest()[:16]}"
+        return f"local:{h.hexdigest()[:16]}"  # content only: a name and its folder share the cache
 
     @cached_property
     def model(self) -> Any:
-        from sentence_transformers import SentenceTransformer
-
         self.loads += 1
-        try:
-            if self.path is not None:
-                with _offline():
-                    m = SentenceTransformer(str(self.path), device=self.cfg.device, local_files_only=True)
-            else:
-                m = SentenceTransformer(self.cfg.model, device=self.cfg.device)
-        except Exception as exc:
-            raise GatrecError(f"cannot load text model {self.cfg.model!r}: {exc} (offline? pass a local "
-                              "sentence-transformers folder with --text-model)") from exc
+        m = _load_model(str(self.path) if self.path is not None else self.cfg.model, self.path is not None,
+                        self.cfg.device)
         log.info("text_model_loaded", model=self.cfg.model, device=str(m.device), max_seq_length=m.max_seq_length)
         return m
 
@@ -138,17 +145,16 @@ class TextEncoder:
         """Cache namespace: same weights + same output convention → reusable vectors."""
         return f"text|{self.model_id}|normalized"
 
-    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+    def load(self) -> None:
+        self.model  # noqa: B018 (cached_property: loads once)
+
+    def embed(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """L2-normalised float32 [len(texts), dim]; sentence-transformers sorts by length to batch well."""
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        show = bool(progress) if progress is not None else _stderr_tty()
+        show = bool(progress) if progress is not None else sys.stderr.isatty()
         emb = self.model.encode(list(texts), batch_size=self.cfg.batch_size, normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=show)
         return np.ascontiguousarray(emb, dtype=np.float32)
 
-
-def _stderr_tty() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
+    def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Same contract as the image encoder: (vectors, ok mask); every text encodes."""
+        return self.embed(texts), np.ones(len(texts), dtype=bool)

@@ -1,0 +1,145 @@
+"""The features folder written by ``gatrec embed`` (default ``<dataset>/features/``) and its loaders.
+
+Layout::
+
+    text.npy, image.npy, fused.npy        float32 [n_items, d]; row i = internal item id i
+    text_mask.npy, image_mask.npy, ...    bool [n_items]: False = no input, row holds the mean of the others
+    knn_<features>_k<k>.npz               edge_index int64 [2, E], edge_weight float32 [E] (+ provenance)
+    features.json                         manifest: models, dims, weights, digests, timings (written last)
+    cache/                                embedding cache (unless $GATREC_CACHE points elsewhere)
+
+Consumers call :func:`load_features`, :func:`load_mask` and :func:`load_knn`; all check that the features
+belong to the dataset as it is now (item count + items.parquet digest) and raise a DataError otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from gatrec.errors import DataError
+from gatrec.fsutil import atomic_file, file_digest, write_json
+
+FEATURES_DIR = "features"
+MANIFEST = "features.json"
+FORMAT_VERSION = 1
+Kind = Literal["text", "image", "fused"]
+KINDS: tuple[str, ...] = ("text", "image", "fused")
+
+
+def resolve_dir(dataset_dir: str | Path, features_dir: str | Path | None = None) -> Path:
+    return Path(features_dir) if features_dir is not None else Path(dataset_dir) / FEATURES_DIR
+
+
+def knn_filename(features: str, k: int) -> str:
+    return f"knn_{features}_k{k}.npz"
+
+
+def array_digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def save_array(path: Path, a: np.ndarray) -> str:
+    """Write ``a`` atomically as .npy; returns the sha256 of its contents."""
+    with atomic_file(path, "wb") as fh:
+        np.save(fh, a)
+    return array_digest(a)
+
+
+def save_knn(path: Path, edge_index: torch.Tensor, edge_weight: torch.Tensor, *, n_items: int, k: int,
+             features: str, features_sha256: str) -> None:
+    with atomic_file(path, "wb") as fh:
+        np.savez(fh, edge_index=edge_index.numpy().astype(np.int64), edge_weight=edge_weight.numpy(),
+                 n_items=np.int64(n_items), k=np.int64(k), features=np.str_(features),
+                 features_sha256=np.str_(features_sha256))
+
+
+def read_manifest(dataset_dir: str | Path, features_dir: str | Path | None = None) -> dict:
+    """The features manifest, checked against the dataset's current item count and items.parquet."""
+    fdir = resolve_dir(dataset_dir, features_dir)
+    mpath = fdir / MANIFEST
+    if not mpath.is_file():
+        raise DataError(f"no item features here; run `gatrec embed --data {dataset_dir}` first", file=mpath)
+    manifest = json.loads(mpath.read_text())
+    dmanifest = Path(dataset_dir) / "manifest.json"
+    if dmanifest.is_file():
+        n_items = int(json.loads(dmanifest.read_text())["n_items"])
+        if manifest.get("n_items") != n_items:
+            raise DataError(f"features cover {manifest.get('n_items')} items but the dataset has {n_items}; "
+                            "rerun `gatrec embed`", file=mpath, field="n_items")
+    items = Path(dataset_dir) / "items.parquet"
+    if items.is_file() and manifest.get("items_digest") != file_digest(items):
+        raise DataError("features are stale: items.parquet changed since they were computed; rerun "
+                        "`gatrec embed`", file=mpath, field="items_digest")
+    return manifest
+
+
+def _entry(manifest: dict, kind: str, mpath: Path) -> dict:
+    if kind not in KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
+    entry = manifest.get("arrays", {}).get(kind)
+    if entry is None:
+        have = sorted(manifest.get("arrays", {}))
+        raise DataError(f"no {kind!r} features (have {have}); rerun `gatrec embed` with that modality",
+                        file=mpath, field="arrays")
+    return entry
+
+
+def load_features(dataset_dir: str | Path, kind: Kind, *, features_dir: str | Path | None = None
+                  ) -> np.ndarray:
+    """float32 [n_items, d] for ``kind`` in text (384-d MiniLM), image (512-d CLIP), fused (PCA 128-d).
+
+    Row ``i`` is internal item ``i``. Items without that input hold the mean of the others; see
+    :func:`load_mask` to tell them apart.
+    """
+    fdir = resolve_dir(dataset_dir, features_dir)
+    entry = _entry(read_manifest(dataset_dir, features_dir), kind, fdir / MANIFEST)
+    a = np.load(fdir / entry["file"])
+    if a.shape != (entry["n_items"], entry["dim"]):
+        raise DataError(f"shape {a.shape} does not match the manifest", file=fdir / entry["file"])
+    return a
+
+
+def load_mask(dataset_dir: str | Path, kind: Kind, *, features_dir: str | Path | None = None) -> np.ndarray:
+    """bool [n_items]: True where the item had real input for ``kind`` (fused: any modality)."""
+    fdir = resolve_dir(dataset_dir, features_dir)
+    entry = _entry(read_manifest(dataset_dir, features_dir), kind, fdir / MANIFEST)
+    return np.load(fdir / entry["mask_file"])
+
+
+def load_knn(dataset_dir: str | Path, features: Kind, k: int, *, features_dir: str | Path | None = None,
+             build_missing: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The item–item graph over ``features`` with ``k`` neighbours per item.
+
+    Returns ``(edge_index LongTensor [2, E], edge_weight FloatTensor [E])``: symmetric (both directions
+    present), no self-loops, weight = cosine similarity, sorted by (source, target). With
+    ``build_missing=True`` a graph that was not precomputed (or is stale) is built now and saved.
+    """
+    fdir = resolve_dir(dataset_dir, features_dir)
+    manifest = read_manifest(dataset_dir, features_dir)
+    entry = _entry(manifest, features, fdir / MANIFEST)
+    path = fdir / knn_filename(features, k)
+    if path.is_file():
+        with np.load(path) as z:
+            if str(z["features_sha256"]) == entry["sha256"]:
+                return torch.from_numpy(z["edge_index"]).long(), torch.from_numpy(z["edge_weight"]).float()
+        problem = "was built from older features"
+    else:
+        problem = "was not built"
+    if not build_missing:
+        raise DataError(f"the kNN graph {problem}; run `gatrec embed --data {dataset_dir} --knn-features "
+                        f"{features} --knn-k {k}`", file=path)
+    from gatrec.graph.knn import knn_graph
+
+    edge_index, edge_weight = knn_graph(load_features(dataset_dir, features, features_dir=features_dir), k)
+    save_knn(path, edge_index, edge_weight, n_items=manifest["n_items"], k=k, features=features,
+             features_sha256=entry["sha256"])
+    manifest.setdefault("knn", {})[f"{features}_k{k}"] = {
+        "file": path.name, "features": features, "k": k, "edges": int(edge_index.shape[1])}
+    write_json(fdir / MANIFEST, manifest)
+    return edge_index, edge_weight

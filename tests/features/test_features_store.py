@@ -1,0 +1,67 @@
+"""Loader API used by training: staleness checks, clear errors, and on-demand graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from gatrec.errors import DataError
+from gatrec.features import load_features, load_knn
+from gatrec.features.pipeline import EmbedConfig, run_embed
+from gatrec.features.text import TextEncoder
+
+ROWS = [{"title": t} for t in ("stapler", "staples", "paper clips", "printer toner", "ink cartridge", "desk lamp")]
+
+
+@pytest.fixture
+def embedded(make_dataset: Callable[..., Path], minilm: TextEncoder) -> Path:
+    data = make_dataset(ROWS)
+    run_embed(EmbedConfig(data=data, modalities=["text", "image"], knn={"k": 2}))  # no image column → text only
+    return data
+
+
+def test_loaders_return_documented_types(embedded: Path) -> None:
+    assert load_features(embedded, "text").shape == (6, 384)
+    assert load_features(embedded, "fused").shape == (6, 6)
+    edge_index, weight = load_knn(embedded, "text", 2)  # auto picked text (one modality)
+    assert edge_index.dtype == torch.long and edge_index.shape[0] == 2 and weight.shape == edge_index.shape[1:]
+
+
+def test_missing_things_raise_clear_errors(embedded: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no 'image' features"):
+        load_features(embedded, "image")
+    with pytest.raises(DataError, match="--knn-features fused --knn-k 3"):
+        load_knn(embedded, "fused", 3)
+    with pytest.raises(DataError, match="run `gatrec embed"):
+        load_features(tmp_path, "text")
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        load_features(embedded, "audio")  # type: ignore[arg-type]
+
+
+def test_graph_built_on_demand_and_saved(embedded: Path) -> None:
+    edge_index, weight = load_knn(embedded, "fused", 3, build_missing=True)
+    assert (embedded / "features" / "knn_fused_k3.npz").is_file()
+    again, w2 = load_knn(embedded, "fused", 3)
+    assert torch.equal(edge_index, again) and torch.equal(weight, w2)
+
+
+def test_stale_features_are_refused(embedded: Path) -> None:
+    items = pd.read_parquet(embedded / "items.parquet")
+    items.loc[0, "title"] = "changed"
+    items.to_parquet(embedded / "items.parquet", index=False)
+    with pytest.raises(DataError, match="stale"):
+        load_features(embedded, "text")
+
+
+def test_bad_items_file_names_file_row_and_field(make_dataset: Callable[..., Path]) -> None:
+    data = make_dataset(ROWS)
+    items = pd.read_parquet(data / "items.parquet")
+    items.loc[3, "item"] = 42
+    items.to_parquet(data / "items.parquet", index=False)
+    with pytest.raises(DataError) as err:
+        run_embed(EmbedConfig(data=data, modalities=["text"]))
+    assert err.value.field == "item" and err.value.line == 3 and err.value.file.endswith("items.parquet")
