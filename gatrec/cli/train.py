@@ -9,7 +9,6 @@ import click
 import yaml
 
 from gatrec import models
-from gatrec.errors import GatrecError
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -22,11 +21,31 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
+# What --features / --loss mean for a model without that hyper-parameter: what it does anyway.
+_IMPLIED = {"features": "none", "loss": "bpr"}
+
+
+def _model_choices(model: str, **choices: str | None) -> dict[str, str]:
+    """The --features/--loss values as model parameters; refuse values a model cannot honour."""
+    fields = models.get(model).Config.model_fields
+    out: dict[str, str] = {}
+    for key, value in choices.items():
+        if value is None:
+            continue
+        if key in fields:
+            out[key] = value
+        elif value != _IMPLIED[key]:
+            raise click.UsageError(f"--{key} {value}: model {model!r} has no {key} choice "
+                                   f"(only --{key} {_IMPLIED[key]} applies to it)")
+    return out
+
+
 @click.command(epilog="""\b
 Examples:
   gatrec train --data data/prepared --model lightgcn --out runs/lgcn
   gatrec train --data data/prepared --model mf --epochs 50 --lr 0.005 --no-mlflow --out runs/mf
   gatrec train --data data/prepared --config configs/lightgcn.yaml -p n_layers=2 --out runs/lgcn2
+  gatrec train --data data/prepared --model lightgcn --out runs/lgcn --register --model-name gatrec
 
 Running it again with the same --out and settings resumes from the last epoch's checkpoint.""")
 @click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -46,14 +65,23 @@ Running it again with the same --out and settings resumes from the last epoch's 
               help="CPU threads for torch [all CPUs available]; on a busy machine 1 is often fastest.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Model hyper-parameter, e.g. -p n_layers=2 -p dim=128 (repeatable).")
+@click.option("--features", type=click.Choice(["none", "text", "image", "fused"]),
+              help="Item features for models that use them (gat) [the model's default]; run `gatrec embed` first. "
+                   "'none' is accepted by every model.")
+@click.option("--loss", type=click.Choice(["bpr", "bce"]),
+              help="Training loss for models that offer a choice (gat) [bpr]; 'bpr' is accepted by every model.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--overwrite", is_flag=True, help="Discard what --out holds and start over.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
 @click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
+@click.option("--register", is_flag=True,
+              help="After training, register the run as a new model version aliased 'candidate'.")
+@click.option("--model-name", help="Registered model name for --register [$GATREC_MODEL_NAME or 'gatrec'].")
 def command(data: Path, model: str | None, config_file: Path | None, epochs: int | None, seed: int | None,
             lr: float | None, batch_size: int | None, patience: int | None, metric: str | None,
-            device: str | None, threads: int | None, params: tuple[str, ...], out: Path, overwrite: bool,
-            no_mlflow: bool, experiment: str | None) -> None:
+            device: str | None, threads: int | None, params: tuple[str, ...], features: str | None,
+            loss: str | None, out: Path, overwrite: bool,
+            no_mlflow: bool, experiment: str | None, register: bool, model_name: str | None) -> None:
     """Train a recommender and write metrics.json, config.yaml, checkpoints/ and the model/ export to --out.
 
     Validation is evaluated every epoch (full ranking over all items); training stops when the metric has
@@ -66,31 +94,40 @@ def command(data: Path, model: str | None, config_file: Path | None, epochs: int
 
     if model is None and config_file is None:
         raise click.UsageError("pass --model (or a --config file that sets model)")
+    if register and no_mlflow:
+        raise click.UsageError("--register logs the model to MLflow: drop --no-mlflow")
     overrides = {"model": model, "epochs": epochs, "seed": seed, "lr": lr, "batch_size": batch_size,
                  "patience": patience, "metric": metric, "device": device,
                  "model_params": _parse_params(params) or None}
     config = TrainConfig.from_yaml(config_file, overrides)
+    if chosen := _model_choices(config.model, features=features, loss=loss):
+        overrides["model_params"] = {**config.model_params, **chosen}
+        config = TrainConfig.from_yaml(config_file, overrides)
     ds = Dataset.load(data)
     check_run_folder(out, config, overwrite=overwrite)  # before an MLflow run is opened for nothing
     if no_mlflow:
         result = train(ds, config, out, overwrite=overwrite, threads=threads)
     else:
-        from gatrec.tracking.mlflow_log import MlflowTracker
+        from gatrec.tracking.context import training_tags
+        from gatrec.tracking.mlflow_log import MlflowTracker, tracking_errors
 
-        tags = {"model": config.model, "data_digest": ds.digest, "split": ds.split_protocol,
-                "seed": str(config.seed), "data_path": str(Path(ds.path).resolve()), "run_dir": str(out.resolve())}
-        try:
-            with MlflowTracker(experiment, run_name=f"{config.model}-{out.name}", tags=tags) as tracker:
-                tracker.log_params(config.model_dump(mode="json"))
-                result = train(ds, config, out, overwrite=overwrite, tracker=tracker, threads=threads)
-                tracker.log_result(result, out)
-        except GatrecError:
-            raise
-        except Exception as exc:  # MLflow store unreachable, bad URI, ...
-            if type(exc).__module__.startswith("mlflow"):
-                raise GatrecError(f"MLflow logging failed: {exc} (use --no-mlflow to train without it)") from exc
-            raise
+        cfg = config.model_dump(mode="json")
+        # --out remembers its MLflow run: a resumed training continues it (a fresh start gets a new one).
+        with tracking_errors(), MlflowTracker(experiment, run_name=f"{config.model}-{out.name}",
+                                              tags=training_tags(cfg, ds.manifest, ds.path, out),
+                                              run_dir=out, resume=not overwrite) as tracker:
+            tracker.log_params(cfg)
+            tracker.log_dataset(ds)
+            result = train(ds, config, out, overwrite=overwrite, tracker=tracker, threads=threads)
+            tracker.log_result(result, out)
     click.echo(format_table({"valid": result["valid"], "test": result["test"]}, ks=config.ks))
     spe = result["seconds_per_epoch"]
     click.echo(f"best epoch {result['best_epoch']} of {result['epochs_run']}"
                + (f", {spe:.2f} s/epoch" if spe else "") + f"; run folder {out}")
+    if register:
+        from gatrec.registry.register import CANDIDATE_ALIAS, register_run
+        from gatrec.tracking.mlflow_log import tracking_errors
+
+        with tracking_errors("the run is trained; retry with `gatrec register --run RUNDIR`"):
+            mv = register_run(out, model_name)
+        click.echo(f"registered {mv.name} v{mv.version} (alias {CANDIDATE_ALIAS})")

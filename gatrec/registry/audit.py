@@ -20,7 +20,7 @@ from gatrec.registry.gate import metric_key
 
 AUDIT_EXPERIMENT = "gatrec-promotions"
 DECISIONS = ("passed", "rejected", "rollback")
-ACTORS = ("cli", "webhook", "watcher")
+ACTORS = ("cli", "pipeline", "webhook", "watcher")
 
 
 def experiment_name() -> str:
@@ -34,7 +34,7 @@ class AuditRecord:
     candidate: str | None  # the version the decision is about
     previous: str | None  # champion before the decision
     champion: str | None  # champion after the decision
-    actor: str  # cli | webhook | watcher
+    actor: str  # cli | pipeline | webhook | watcher
     reasons: list[str] = field(default_factory=list)
     action: str = ""  # what was changed, e.g. "alias+stage moved", "alias reverted"
     metrics: dict[str, float] = field(default_factory=dict)
