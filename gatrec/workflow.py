@@ -123,6 +123,8 @@ class Pipeline:
         self.cfg, self.mlflow = cfg, mlflow
         # The MLproject commands say `python`: make it this interpreter, even when the venv is not activated.
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        # Every step must log into its child run: the step cache and registration read those runs.
+        os.environ.pop("GATREC_NO_MLFLOW", None)
         self.client = mlflow.MlflowClient()
         self.code = code_version()
 

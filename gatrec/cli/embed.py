@@ -40,9 +40,13 @@ def _csv(value: str) -> list[str]:
 @click.option("--device", default=None, help="torch device for both models. [default: cuda if available]")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Embedding cache. [default: $GATREC_CACHE, else OUT/cache]")
+@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
+              help="Do not record the step as an MLflow run [env GATREC_NO_MLFLOW=1].")
+@click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
 def command(data: Path, out: Path | None, modalities: str, text_model: str, text_fields: str,
             text_batch_size: int, image_model: str, image_weights: str, image_batch_size: int, fused_dim: int,
-            knn_k: int, knn_features: str, knn_backend: str, device: str | None, cache_dir: Path | None) -> None:
+            knn_k: int, knn_features: str, knn_backend: str, device: str | None, cache_dir: Path | None,
+            no_mlflow: bool, experiment: str | None) -> None:
     """Embed item text and images, fuse them, and build the item–item kNN graph.
 
     Writes text.npy / image.npy / fused.npy (+ *_mask.npy), knn_<features>_k<k>.npz and features.json.
@@ -53,6 +57,7 @@ def command(data: Path, out: Path | None, modalities: str, text_model: str, text
       gatrec embed --data data/prepared --image-weights none --knn-k 20
     """
     from gatrec.features.pipeline import EmbedConfig, run_embed
+    from gatrec.tracking.steps import step_run
 
     try:
         cfg = EmbedConfig(
@@ -65,8 +70,11 @@ def command(data: Path, out: Path | None, modalities: str, text_model: str, text
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise GatrecError(f"invalid options: {problems}") from exc
-    manifest = run_embed(cfg)
     out_dir = cfg.out or data / "features"
+    with step_run("embed", enabled=not no_mlflow, experiment=experiment,
+                  params=cfg.model_dump(mode="json")) as step:
+        manifest = run_embed(cfg)
+        step.embedded(data, out_dir, manifest)
     arrays = ", ".join(f"{k} {v['dim']}-d ({v['n_present']}/{v['n_items']} present)"
                        for k, v in manifest["arrays"].items())
     click.echo(f"features: {arrays}")

@@ -24,7 +24,8 @@ def _run_config(run: Path) -> dict:
 Examples:
   gatrec eval --run runs/lgcn
   gatrec eval --run runs/lgcn --split valid --out valid_metrics.json
-  gatrec eval --run runs/lgcn --data /elsewhere/prepared --mask-valid""")
+  gatrec eval --run runs/lgcn --data /elsewhere/prepared --mask-valid
+  gatrec eval --run runs/lgcn --run-id "$(cat runs/lgcn/mlflow_run_id)"   # into the training run""")
 @click.option("--run", "run", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Run folder written by `gatrec train` (or its model/ export folder).")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
@@ -34,8 +35,14 @@ Examples:
               help="Prepared dataset folder [the one recorded in the run]; must have the same digest.")
 @click.option("--k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's ks].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the metrics as JSON.")
+@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
+              help="Do not record the evaluation in MLflow [env GATREC_NO_MLFLOW=1].")
+@click.option("--run-id", metavar="RUN_ID",
+              help="Log the metrics (as eval_<split>_<metric>) into this MLflow run, e.g. the training run "
+                   "(its mlflow_run_id in metrics.json) [a new run named 'eval'].")
+@click.option("--experiment", help="MLflow experiment of the new run [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
 def command(run: Path, split: str, mask_valid: bool | None, data: Path | None, ks: tuple[int, ...],
-            out: Path | None) -> None:
+            out: Path | None, no_mlflow: bool, run_id: str | None, experiment: str | None) -> None:
     """Full-ranking metrics of a trained run, from its exported embeddings.
 
     Fails (exit 2) if the dataset's digest differs from the one the run was trained on.
@@ -67,6 +74,13 @@ def command(run: Path, split: str, mask_valid: bool | None, data: Path | None, k
     metrics = evaluate_dataset(torch.from_numpy(export.user_emb), torch.from_numpy(export.item_emb), ds, split,
                                item_bias=bias, mask_valid=mask, ks=cut)
     click.echo(format_table({split: metrics}, ks=sorted(set(cut))))
+    report = {"split": split, "mask_valid": mask, "run": str(run_dir), "metrics": metrics,
+              "data": {"path": str(data_path), "digest": ds.digest}}
     if out is not None:
-        write_json(out, {"split": split, "mask_valid": mask, "run": str(run_dir), "metrics": metrics,
-                         "data": {"path": str(data_path), "digest": ds.digest}})
+        write_json(out, report)
+    from gatrec.tracking.steps import eval_tags, step_run
+
+    params = {"run": str(run), "split": split, "mask_valid": mask, "ks": cut, "data": str(data_path)}
+    with step_run("eval", enabled=not no_mlflow, experiment=experiment, params=params,
+                  tags=eval_tags(run_dir, export.meta), run_id=run_id) as step:
+        step.evaluated(split, metrics, ds, report)

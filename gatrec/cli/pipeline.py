@@ -24,6 +24,10 @@ Examples:
 @click.option("--format", "fmt", default="auto", show_default=True, help="Input format, as for prepare.")
 @click.option("--split", default="mmrec", show_default=True, help="Split protocol, as for prepare.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--synth-users", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Synthetic dataset size (without --input).")
+@click.option("--synth-items", type=click.IntRange(min=10), default=800, show_default=True)
+@click.option("--synth-interactions", type=click.IntRange(min=100), default=40000, show_default=True)
 @click.option("--model", default="gat", show_default=True, help="Model to train (pop, mf, lightgcn, gat).")
 @click.option("--features", default="fused", show_default=True, help="GAT item features: none, text, image, fused.")
 @click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True)
@@ -35,7 +39,8 @@ Examples:
 @click.option("--experiment", default="gatrec", show_default=True, help="MLflow experiment of the step runs.")
 @click.option("--fail-on-reject", is_flag=True, help="Exit with status 1 when the gate rejects the new version.")
 @click.option("--force", multiple=True, type=click.Choice(STEPS), help="Rerun this step even if cached (repeatable).")
-def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, model: str, features: str,
+def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, synth_users: int, synth_items: int,
+            synth_interactions: int, model: str, features: str,
             epochs: int, image_weights: str, model_name: str, policy: Path | None, experiment: str,
             fail_on_reject: bool, force: tuple[str, ...]) -> None:
     """Run prepare → embed → train → eval → register → promote, each as an MLflow child run.
@@ -47,7 +52,8 @@ def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, mo
     from gatrec.evaluate.report import format_table
     from gatrec.workflow import Pipeline, PipelineConfig
 
-    cfg = PipelineConfig(work=work, input=input_, format=fmt, split=split, seed=seed, model=model,
+    cfg = PipelineConfig(work=work, input=input_, format=fmt, split=split, seed=seed, synth_users=synth_users,
+                         synth_items=synth_items, synth_interactions=synth_interactions, model=model,
                          features=features, epochs=epochs, image_weights=image_weights, model_name=model_name,
                          policy=policy, experiment=experiment, force=list(force))
     result = Pipeline(cfg).run()

@@ -26,8 +26,11 @@ SPLIT_CHOICES = ("mmrec", "user-temporal", "leave-one-out")
 @click.option("--min-rating", type=float, default=None, help="Keep only interactions with rating >= this.")
 @click.option("--category", default=None, help="Amazon category, when the folder holds several dumps.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (replaced on success).")
+@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
+              help="Do not record the step as an MLflow run [env GATREC_NO_MLFLOW=1].")
+@click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
 def command(input_path: Path, fmt: str, split_protocol: str, seed: int, kcore: int, min_rating: float | None,
-            category: str | None, out: Path) -> None:
+            category: str | None, out: Path, no_mlflow: bool, experiment: str | None) -> None:
     """Ingest, clean (dedupe, rating threshold, k-core) and split interaction data.
 
     Writes train/valid/test/users/items parquet files and manifest.json to --out.
@@ -38,9 +41,14 @@ def command(input_path: Path, fmt: str, split_protocol: str, seed: int, kcore: i
       gatrec prepare --input dumps/ --format amazon-2014 --category Electronics --out data/elec
     """
     from gatrec.data.prepare import prepare_dataset  # pandas/pyarrow load only when the command runs
+    from gatrec.tracking.steps import step_run
 
-    path = prepare_dataset(input_path, out, fmt=fmt, split=split_protocol, seed=seed, kcore=kcore,
-                           min_rating=min_rating, category=category)
+    params = {"input": str(input_path), "format": fmt, "split": split_protocol, "seed": seed, "kcore": kcore,
+              "min_rating": min_rating, "category": category, "out": str(out)}
+    with step_run("prepare", enabled=not no_mlflow, experiment=experiment, params=params) as step:
+        path = prepare_dataset(input_path, out, fmt=fmt, split=split_protocol, seed=seed, kcore=kcore,
+                               min_rating=min_rating, category=category)
+        step.prepared(path)
     click.echo(summary(json.loads((path / MANIFEST).read_text())))
 
 

@@ -161,6 +161,7 @@ def _fit(model: Recommender, ds: Dataset, config: TrainConfig, out: Path, state:
         train_seconds = time.perf_counter() - t0
         entry: dict[str, Any] = {"epoch": epoch, "loss": total.item() / len(sampler.users),
                                  f"valid_{metric}": None}
+        valid: dict[str, float] = {}
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluate_model(model, ds, "valid", config)
             entry[f"valid_{metric}"] = valid[metric]
@@ -181,7 +182,9 @@ def _fit(model: Recommender, ds: Dataset, config: TrainConfig, out: Path, state:
                  **{metric: None if valid_score is None else round(valid_score, 5)},
                  best_epoch=best["epoch"], seconds=round(entry["seconds"], 2))
         if tracker is not None:
-            tracker.log_epoch(epoch, {k: v for k, v in entry.items() if k != "epoch"})
+            # Every validation metric (the history keeps only the early-stopping one).
+            tracker.log_epoch(epoch, {**{k: v for k, v in entry.items() if k != "epoch"},
+                                      **{f"valid_{k}": v for k, v in valid.items()}})
         if state["stopped"]:
             log.info("early stop", epoch=epoch, best_epoch=best["epoch"], patience=config.patience)
     bar.close()

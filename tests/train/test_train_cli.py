@@ -74,6 +74,7 @@ def test_train_cli_logs_params_epochs_and_results_to_mlflow(clustered_data: Path
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("GATREC_NO_MLFLOW", raising=False)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
     main(["train", "--data", str(clustered_data), "--model", "mf", "--epochs", "2", "--batch-size", "128",
@@ -88,7 +89,7 @@ def test_train_cli_logs_params_epochs_and_results_to_mlflow(clustered_data: Path
     assert run.data.tags["data_digest"] == saved["data"]["digest"] and run.data.tags["seed"] == "0"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
     assert run.data.metrics["test_ndcg_at_20"] == saved["test"]["ndcg@20"]
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"metrics.json", "config.yaml"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"metrics.json", "config.yaml", "model", "plots"}
 
     # Inside `mlflow run` (MLFLOW_RUN_ID set) everything goes into that run.
     outer = client.create_run(client.get_experiment_by_name("gatrec-test").experiment_id)

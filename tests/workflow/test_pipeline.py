@@ -1,0 +1,77 @@
+"""The pipeline end to end through MLproject entry points, and its step cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from gatrec.workflow import PipelineConfig, Step, content_digest, plan
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_step_key_changes_with_params_upstream_and_input(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "interactions.csv").write_text("user_id,item_id\nu,i\n")
+    a = Step("prepare", {"seed": 0}, tmp_path / "out", inputs=[raw])
+    key = a.key("code")
+    assert key == Step("prepare", {"seed": 0}, tmp_path / "out", inputs=[raw]).key("code")
+    assert key != Step("prepare", {"seed": 1}, tmp_path / "out", inputs=[raw]).key("code")
+    assert key != a.key("other code")
+    (raw / "interactions.csv").write_text("user_id,item_id\nu,j\n")
+    assert key != a.key("code")
+    b = Step("train", {"x": 1}, tmp_path / "run", after=[a])
+    before = b.key("code")
+    (raw / "interactions.csv").write_text("user_id,item_id\nu,k\n")
+    assert b.key("code") != before  # a change upstream reaches every later step
+
+
+def test_content_digest_ignores_hidden_files(tmp_path):
+    (tmp_path / "a.csv").write_text("x")
+    d = content_digest(tmp_path)
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "junk").write_text("y")
+    assert content_digest(tmp_path) == d
+    (tmp_path / "b.csv").write_text("z")
+    assert content_digest(tmp_path) != d
+
+
+def test_plan_skips_embed_without_features(tmp_path):
+    names = [s.name for s in plan(PipelineConfig(work=tmp_path, model="lightgcn", features="none"))]
+    assert names == ["synth", "prepare", "train", "eval"]
+    names = [s.name for s in plan(PipelineConfig(work=tmp_path, input=tmp_path, model="gat", features="text"))]
+    assert names == ["prepare", "embed", "train", "eval"]
+
+
+@pytest.mark.slow
+def test_pipeline_runs_promotes_and_reuses_steps(tmp_path):
+    env = {**{k: v for k, v in os.environ.items() if k != "GATREC_NO_MLFLOW"}, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "GIT_PYTHON_REFRESH": "quiet",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "gatrec", "pipeline", "--work", str(tmp_path / "work"), "--model", "lightgcn",
+           "--features", "none", "--epochs", "40", "--fail-on-reject"]
+    small = ["--synth-users", "400", "--synth-items", "160", "--synth-interactions", "8000"]
+    first = subprocess.run(cmd + small, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "passed" in first.stdout and "champion is v1" in first.stdout
+
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name("gatrec")
+    steps = lambda: sorted(r.data.tags["gatrec.step"] for r in client.search_runs(  # noqa: E731
+        [exp.experiment_id], "tags.`gatrec.step` != ''"))
+    assert steps() == ["eval", "prepare", "synth", "train"]
+    assert str(client.get_model_version_by_alias("gatrec", "champion").version) == "1"
+    assert client.get_model_version("gatrec", "1").current_stage == "Production"
+
+    second = subprocess.run(cmd + small, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("step reused") >= 5  # synth, prepare, train, eval, register
+    assert steps() == ["eval", "prepare", "synth", "train"]  # no new step runs
+    assert len(client.search_model_versions("name = 'gatrec'")) == 1
+    mlflow.set_tracking_uri(None)
