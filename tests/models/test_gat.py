@@ -1,0 +1,204 @@
+"""The GAT recommender: shapes and gradients, attention actually in use, LightGCN equivalence at start,
+features/kNN loading from the `gatrec embed` folder, and a short training run that beats popularity."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.nn import GATConv
+
+from gatrec.data.dataset import Dataset
+from gatrec.errors import DataError
+from gatrec.features import store
+from gatrec.fsutil import file_digest, write_json
+from gatrec.graph.knn import knn_graph
+from gatrec.models import get
+from gatrec.models.base import TrainGraph
+from gatrec.models.gat import GAT, GATConfig, interaction_knn
+from gatrec.models.lightgcn import LightGCN, LightGCNConfig
+from gatrec.train import checkpoint
+from gatrec.train.config import TrainConfig
+from gatrec.train.loop import train
+
+N_CLUSTERS = 4
+
+
+def write_dataset(folder: Path, *, n_users: int = 96, n_items: int = 48, per_user: int = 10, seed: int = 0,
+                  ratings: bool = False) -> Path:
+    """Users with cluster tastes (personalisation pays, popularity does not), leave-one-out split."""
+    rng = np.random.default_rng(seed)
+    cluster = np.arange(n_items) % N_CLUSTERS
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
+    rows = []
+    for u in range(n_users):
+        w = np.where(cluster == u % N_CLUSTERS, 1.0, 0.05) * (0.3 + popularity)
+        for t, i in enumerate(rng.choice(n_items, size=per_user, replace=False, p=w / w.sum())):
+            rows.append((u, int(i), t, float(rng.integers(1, 6))))
+    df = pd.DataFrame(rows, columns=["user", "item", "timestamp", "rating"]).astype(
+        {"user": "int32", "item": "int32", "timestamp": "int64", "rating": "float32"})
+    if not ratings:
+        df = df.drop(columns="rating")
+    from_end = df.groupby("user").cumcount(ascending=False)
+    parts = {"train": df[from_end >= 2], "valid": df[from_end == 1], "test": df[from_end == 0]}
+    folder.mkdir(parents=True)
+    h = hashlib.sha256()
+    for name, part in parts.items():
+        part.reset_index(drop=True).to_parquet(folder / f"{name}.parquet", index=False)
+        h.update(part[["user", "item"]].to_numpy().astype("<i4").tobytes())
+    pd.DataFrame({"user": np.arange(n_users, dtype="int32"), "user_id": [f"u{u}" for u in range(n_users)]}
+                 ).to_parquet(folder / "users.parquet", index=False)
+    pd.DataFrame({"item": np.arange(n_items, dtype="int32"), "item_id": [f"i{i}" for i in range(n_items)]}
+                 ).to_parquet(folder / "items.parquet", index=False)
+    manifest = {"format_version": 1, "source": {}, "n_users": n_users, "n_items": n_items,
+                "n_interactions": len(df), "counts": {k: len(v) for k, v in parts.items()}, "cleaning": {},
+                "split": {"protocol": "leave-one-out", "seed": seed}, "digest": h.hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def write_text_features(data: Path, dim: int = 16, k: int = 5) -> np.ndarray:
+    """A features folder as `gatrec embed` leaves it: noisy cluster-indicator 'text' vectors + their kNN."""
+    n_items = json.loads((data / "manifest.json").read_text())["n_items"]
+    rng = np.random.default_rng(1)
+    x = (np.eye(N_CLUSTERS, dim)[np.arange(n_items) % N_CLUSTERS] + 0.3 * rng.standard_normal((n_items, dim)))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out = store.resolve_dir(data)
+    out.mkdir()
+    sha = store.save_array(out / "text.npy", x)
+    store.save_array(out / "text_mask.npy", np.ones(n_items, dtype=bool))
+    edge_index, weight = knn_graph(x, k)
+    store.save_knn(out / store.knn_filename("text", k), edge_index, weight, n_items=n_items, k=k,
+                   features="text", features_sha256=sha)
+    write_json(out / store.MANIFEST, {
+        "format_version": store.FORMAT_VERSION, "n_items": n_items, "items_digest": file_digest(data / "items.parquet"),
+        "arrays": {"text": {"file": "text.npy", "mask_file": "text_mask.npy", "n_items": n_items, "dim": dim,
+                            "sha256": sha}}, "knn": {}})
+    return x
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("gat") / "data")
+
+
+@pytest.fixture(scope="module")
+def data_with_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = write_dataset(tmp_path_factory.mktemp("gat_text") / "data")
+    write_text_features(d)
+    return d
+
+
+def build(data: Path, **params: object) -> GAT:
+    ds = Dataset.load(data)
+    torch.manual_seed(0)
+    model = get("gat").build(ds, GATConfig(**params), TrainGraph.from_dataset(ds))
+    assert isinstance(model, GAT)
+    return model
+
+
+def test_registered_and_built_from_gatconv(data: Path) -> None:
+    model = build(data, dim=8, n_layers=3, knn_source="none")
+    assert get("gat") is GAT
+    assert len(model.convs) == 3 and all(isinstance(c, GATConv) for c in model.convs)
+    assert all(not c.add_self_loops and c.bias is None and c.heads == 1 for c in model.convs)
+
+
+def test_forward_backward_reaches_embeddings_features_and_attention(data_with_text: Path) -> None:
+    model = build(data_with_text, dim=8, features="text")
+    ds = Dataset.load(data_with_text)
+    users, items = model.embeddings()
+    assert users.shape == (ds.n_users, 8) and items.shape == (ds.n_items, 8)
+    u, p, n = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
+    loss, parts = model.loss(u, p, n)
+    assert torch.isfinite(loss) and set(parts) == {"bpr", "reg"}
+    loss.backward()
+    assert model.embedding.grad is not None and model.embedding.grad.abs().sum() > 0
+    assert model.proj is not None and model.proj.weight.grad.abs().sum() > 0
+    att = model.attention_parameters()
+    # Two per user-item layer (src, dst) + two for the attention over the kNN graph.
+    assert len(att) == 2 * 2 + 2
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in att)
+
+
+def test_starts_as_lightgcn_and_attention_changes_the_output(data: Path) -> None:
+    """Zero attention = uniform softmax = LightGCN's normalised propagation; non-zero attention re-weights."""
+    ds = Dataset.load(data)
+    graph = TrainGraph.from_dataset(ds)
+    gat = GAT(ds.n_users, ds.n_items, GATConfig(dim=8, n_layers=2, knn_source="none"), graph)
+    lgcn = LightGCN(ds.n_users, ds.n_items, LightGCNConfig(dim=8, n_layers=2), graph)
+    with torch.no_grad():
+        lgcn.embedding.copy_(gat.embedding)
+        u0, i0 = gat.embeddings()
+        lu, li = lgcn.embeddings()
+        torch.testing.assert_close(torch.cat([u0, i0]), torch.cat([lu, li]), rtol=1e-5, atol=1e-6)
+        for a in gat.attention_parameters():
+            a.normal_(0.0, 1000.0)  # raw values get scaled by attention_scale and see D^-1/2 x
+        u1, _ = gat.embeddings()
+    assert (u1 - u0).abs().max() > 0.1 * u0.abs().max()
+
+
+def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tmp_path: Path) -> None:
+    params = {"dim": 16, "features": "text", "knn_k": 5}
+    cfg = TrainConfig(model="gat", epochs=25, batch_size=256, lr=0.01, patience=25, model_params=params, seed=0)
+    result = train(data_with_text, cfg, tmp_path / "gat")
+    pop = train(data_with_text, TrainConfig(model="pop", seed=0), tmp_path / "pop")
+    assert result["valid"]["ndcg@20"] > 1.2 * pop["valid"]["ndcg@20"]
+    assert result["test"]["ndcg@20"] > pop["test"]["ndcg@20"]
+    model = build(data_with_text, **params)
+    model.load_state_dict(checkpoint.load(tmp_path / "gat" / "checkpoints" / checkpoint.LAST)["model"])
+    assert all(a.abs().max() > 1e-3 for a in model.attention_parameters())  # attention was learned
+    emb = np.load(tmp_path / "gat" / "model" / "item_embeddings.npy")
+    assert emb.shape == (48, 16) and np.isfinite(emb).all()
+
+
+def test_bce_loss_and_edge_dropout(data: Path) -> None:
+    model = build(data, dim=8, loss="bce", edge_dropout=0.5, knn_source="none")
+    model.train()
+    edges, _ = model._train_edges()
+    assert edges.shape[1] == 2 * int(model.graph.edge_index.shape[1] // 2 * 0.5)
+    loss, parts = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
+    assert set(parts) == {"bce", "reg"}
+    loss.backward()
+    model.eval()
+    assert model._train_edges()[0] is model.graph.edge_index
+
+
+def test_ratings_enter_the_attention(tmp_path: Path) -> None:
+    d = write_dataset(tmp_path / "rated", ratings=True)
+    model = build(d, dim=8, knn_source="none")
+    assert model.edge_attr is not None and model.edge_attr.shape == (model.graph.edge_index.shape[1], 1)
+    assert float(model.edge_attr.min()) >= 0 and float(model.edge_attr.max()) == 1.0
+    loss, _ = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
+    loss.backward()
+    assert all(c.parametrizations.att_edge.original.grad.abs().sum() > 0 for c in model.convs)
+
+
+def test_missing_features_say_run_embed(data: Path) -> None:
+    with pytest.raises(DataError, match="gatrec embed"):
+        build(data, features="text")
+
+
+def test_interaction_knn_links_co_consumed_items(data: Path) -> None:
+    ds = Dataset.load(data)
+    edge_index, weight = interaction_knn(ds.csr("train"), k=5)
+    assert (edge_index[0] != edge_index[1]).all() and (weight > 0).all() and (weight <= 1 + 1e-6).all()
+    # Symmetric, and mostly within a taste cluster (items i and j share users of one cluster).
+    pairs = set(map(tuple, edge_index.T.tolist()))
+    assert all((j, i) in pairs for i, j in pairs)
+    same = (edge_index[0] % N_CLUSTERS == edge_index[1] % N_CLUSTERS).float().mean()
+    assert same > 0.6
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError):
+        GATConfig(features="audio")
+    with pytest.raises(ValueError):
+        GATConfig(edge_dropout=1.0)
+    with pytest.raises(ValueError):
+        GATConfig(unknown=1)
