@@ -11,6 +11,6 @@ cat <<MSG
 
 Done. Look next:
   mlflow ui --backend-store-uri sqlite:///mlflow.db     # runs, metrics, plots, the registry and the champion
-  gatrec eval --run $work/runs/gat-fused                # re-evaluate the trained model
+  gatrec eval --run $work/runs/lightgcn                # re-evaluate the trained model
   python -c "import mlflow; m = mlflow.pyfunc.load_model('models:/gatrec@champion'); print(m.predict({'user_id': ['u0'], 'k': [5]}))"
 MSG

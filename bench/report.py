@@ -1,0 +1,322 @@
+"""Regenerate BENCHMARKS.md from every ``bench/results/*.json``.
+
+Each section says what was measured, how, on which machine (with its load), the peer, the ratio, the goal and
+whether it is met. Files this script does not know are listed with their top-level numbers.
+
+Example::
+
+    .venv/bin/python bench/report.py
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, RESULTS  # noqa: E402
+
+OUT = REPO / "BENCHMARKS.md"
+
+
+def _ms(v: dict[str, Any] | None, key: str = "mean", nd: int = 4, n: int = 2) -> str:
+    """mean ± std, or the single value when only ``n`` = 1 seed ran."""
+    if not v:
+        return "–"
+    return f"{v[key]:.{nd}f} ± {v['std']:.{nd}f}" if "std" in v and n > 1 else f"{v[key]:.{nd}f}"
+
+
+def _opt(v: float | None) -> str:
+    return "not recorded" if v is None else f"{v:.1f}"
+
+
+def _met(ok: bool | None) -> str:
+    return "–" if ok is None else ("**yes**" if ok else "**no**")
+
+
+def machine_line(m: dict[str, Any] | None, extra: dict[str, Any] | None = None) -> str:
+    if not m:
+        return "machine: not recorded"
+    load = ""
+    extra = extra or {}
+    start = extra.get("loadavg_1m_start", m.get("loadavg_1m_at_start"))
+    end = extra.get("loadavg_1m_end", m.get("loadavg_1m_at_end"))
+    if start is not None:
+        load = f", load average (1 min) {start:.1f} at start" + (f", {end:.1f} at end" if end is not None else "")
+    mem = f"{m['memory_gib']} GiB, " if m.get("memory_gib") else ""
+    return (f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {mem}torch "
+            f"{m.get('torch')}, Python {m.get('python')}, run {m.get('date')}{load}. The machine is shared with "
+            "other jobs, so timings are noisy.")
+
+
+def _load_range(runs: dict[str, Any]) -> str:
+    loads = [r[k] for r in runs.values() for k in ("loadavg_1m_start", "loadavg_1m_end") if k in r]
+    return f" Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f}." if loads else ""
+
+
+def _overrides(proto: dict[str, Any]) -> str:
+    ov = proto.get("dataset_overrides") or {}
+    parts = [f"{ds}: {', '.join(f'{k} {v}' for k, v in o.items())}" for ds, o in ov.items()]
+    return (" Protocol changes forced by the runtime, the same for every model on that dataset: "
+            + "; ".join(parts) + " (a validation pass over all items costs as much as a training epoch on "
+            "this shared 2-core machine).") if parts else ""
+
+
+def quality(d: dict[str, Any]) -> list[str]:
+    proto = d.get("protocol", {})
+    dflt = proto.get("defaults", {})
+    rows = d.get("summary", [])
+    lines = [
+        "## Ranking quality (issues 2 and 3)",
+        "",
+        "What: test Recall@20 and NDCG@20 (full ranking over all items, training items masked) at the epoch with "
+        "the best validation NDCG@20, mean ± std over seeds; the split is the MMRec protocol (seed 0) of the "
+        f"shared Amazon 2014 5-core datasets. How: `bench/bench_quality.py`, one `gatrec.train.loop.train` run "
+        f"per (dataset, model, seed), the same early-stopping rule for every model (evaluate every "
+        f"{dflt.get('eval_every', '?')} epoch, patience {dflt.get('patience', '?')} on valid "
+        f"{dflt.get('metric', 'ndcg@20')}, at most {dflt.get('epochs', '?')} epochs), 1 torch thread, "
+        f"hyper-parameters from `{proto.get('configs_file', 'bench/quality_configs.yaml')}` (recorded per run in "
+        "`bench/results/quality.json`). s/epoch includes the validation pass; train s/epoch is the training "
+        "part only. Peer: the MMRec survey's LightGCN vs MF-BPR gap on Amazon 5-core (Electronics NDCG@20 "
+        "0.0250 vs 0.0161, ratio 1.55); goal: LightGCN clearly above MF-BPR, and the GAT (issue 3) reported "
+        "as a ratio to LightGCN on the same data." + _overrides(proto),
+        "",
+        machine_line(d.get("machine")) + _load_range(d.get("runs", {})),
+        "",
+        "| dataset | model | seeds | test R@20 | test N@20 | valid N@20 | best epoch | epochs run | s/epoch | "
+        "train s/epoch | N@20 / LightGCN (all its seeds) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lgcn = {r["dataset"]: r["test_ndcg@20"]["mean"] for r in rows if r["variant"] == "lightgcn"}
+    dataset_order = ("amazon-office-2014", "amazon-beauty-2014")
+    variant_order = list(proto.get("variants", {}))
+    rows = sorted(rows, key=lambda r: (dataset_order.index(r["dataset"]) if r["dataset"] in dataset_order else 9,
+                                       r["dataset"], variant_order.index(r["variant"])
+                                       if r["variant"] in variant_order else 99, r["variant"]))
+    for r in rows:
+        n = len(r["seeds"])
+        ratio = (f"{r['test_ndcg@20']['mean'] / lgcn[r['dataset']]:.2f}" if r["dataset"] in lgcn
+                 and "test_ndcg@20" in r else "–")
+        lines.append(
+            f"| {r['dataset']} | {r['variant']} | {','.join(map(str, r['seeds']))} | "
+            f"{_ms(r.get('test_recall@20'), n=n)} | {_ms(r.get('test_ndcg@20'), n=n)} | "
+            f"{_ms(r.get('valid_ndcg@20'), n=n)} | {_ms(r.get('best_epoch'), nd=0, n=n)} | "
+            f"{_ms(r.get('epochs_run'), nd=0, n=n)} | {_ms(r.get('seconds_per_epoch'), nd=2, n=n)} | "
+            f"{_ms(r.get('train_seconds_per_epoch'), nd=2, n=n)} | {ratio} |")
+    mf = {r["dataset"]: r["test_ndcg@20"]["mean"] for r in rows if r["variant"] == "mf"}
+    notes = []
+    for ds, v in lgcn.items():
+        if ds in mf:
+            ratio = v / mf[ds]
+            notes.append(f"- {ds}: LightGCN / MF-BPR test NDCG@20 = {ratio:.2f} (survey anchor 1.55): "
+                         f"{'LightGCN is clearly better, as expected' if ratio > 1.1 else 'NOT the expected gap'}.")
+    gat = [r for r in rows if r["model"] == "gat"]
+    runs_by_key = d.get("runs", {})
+    for r in gat:
+        # Against LightGCN on the same seeds, so a partial GAT run is compared like with like.
+        same = [runs_by_key[k]["test_ndcg@20"] for k in (f"{r['dataset']}/lightgcn/{s}" for s in r["seeds"])
+                if k in runs_by_key]
+        if len(same) == len(r["seeds"]):
+            ratio = r["test_ndcg@20"]["mean"] / (sum(same) / len(same))
+            notes.append(f"- {r['dataset']} {r['variant']}: GAT / LightGCN test NDCG@20 on the same seeds "
+                         f"({','.join(map(str, r['seeds']))}) = {ratio:.2f} "
+                         f"({'at least on par' if ratio >= 1.0 else 'below LightGCN'}).")
+    runs = d.get("runs", {}).values()
+    for ds in sorted({r["dataset"] for r in runs if "fused" in r["variant"]}):
+        arrays = next((r.get("feature_arrays") for r in runs if r["dataset"] == ds and r.get("feature_arrays")), None)
+        if arrays is not None and "image" not in arrays:
+            notes.append(f"- {ds} has no item images, so `gatrec embed` skipped the image modality: its `fused` "
+                         f"features are the PCA-128 of the text embeddings alone (arrays: {', '.join(arrays)}).")
+    missing = [f"{ds}/{name}/{seed}" for name, v in proto.get("variants", {}).items()
+               for ds in v.get("datasets", ("amazon-office-2014", "amazon-beauty-2014")) for seed in (0, 1, 2)
+               if f"{ds}/{name}/{seed}" not in runs_by_key]
+    if missing:
+        notes.append(f"- Not run yet ({len(missing)} of the planned dataset/variant/seed runs; the Reproduce "
+                     f"commands skip what is done and resume interrupted runs): {', '.join(missing)}.")
+    lines += ["", *notes, ""]
+    variants = proto.get("variants", {})
+    if variants:
+        lines += ["Configs (besides the defaults above):", ""]
+        lines += [f"- `{k}`: `{json.dumps({kk: vv for kk, vv in v.items()}, separators=(', ', ': '))}`"
+                  for k, v in variants.items() if any(r["variant"] == k for r in rows)]
+        lines.append("")
+    return lines
+
+
+def speed(d: dict[str, Any]) -> list[str]:
+    g = d.get("goals", {})
+    lines = [
+        "## Training and evaluation speed (issues 2 and 3)",
+        "",
+        f"What: seconds per training epoch (training only, no evaluation) on {d.get('dataset')} "
+        f"({d.get('n_users')} users, {d.get('n_items')} items, {d.get('n_train')} train interactions), batch "
+        f"{d.get('batch_size')}, dim {d.get('dim')}, {d.get('n_layers')} layers, Adam. Peer: {d.get('peer')}, "
+        "same batch size and number of batches, timed in the same run. How: `bench/bench_speed.py`, median of 3 "
+        "epochs after 1 warm-up, at 1 and 2 torch threads. Goals: ours/PyG ≤ "
+        f"{g.get('ours_over_pyg_max')}, GAT/LightGCN ≤ {g.get('gat_over_lightgcn_max')}.",
+        "",
+        machine_line(d.get("machine"), d),
+        "",
+        "| threads | ours LightGCN s/epoch | PyG LightGCN s/epoch | ours / PyG | goal met | MF s/epoch | "
+        "GAT s/epoch | GAT / LightGCN | goal met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t, r in d.get("by_threads", {}).items():
+        t = f"{t} (run of {r['measured']})" if r.get("measured") else t
+        if "loadavg_1m_start" in r:
+            t += f", load {r['loadavg_1m_start']:.1f}→{r['loadavg_1m_end']:.1f}"
+        gat = r.get("gat", {})
+        gr = r.get("ratio_gat_over_lightgcn")
+        lines.append(
+            f"| {t} | {r['lightgcn']['median_s']:.2f} | {r['pyg_lightgcn']['median_s']:.2f} | "
+            f"{r['ratio_ours_over_pyg']:.2f} | {_met(r['ratio_ours_over_pyg'] <= g.get('ours_over_pyg_max', 1))} | "
+            f"{r['mf']['median_s']:.2f} | {gat['median_s']:.2f} | " if "median_s" in gat else
+            f"| {t} | {r['lightgcn']['median_s']:.2f} | {r['pyg_lightgcn']['median_s']:.2f} | "
+            f"{r['ratio_ours_over_pyg']:.2f} | {_met(r['ratio_ours_over_pyg'] <= g.get('ours_over_pyg_max', 1))} | "
+            f"{r['mf']['median_s']:.2f} | {gat.get('error', 'not registered')} | ")
+        lines[-1] += (f"{gr:.2f} | {_met(gr <= g.get('gat_over_lightgcn_max', 2))} |" if gr is not None
+                      else "– | – |")
+    gat_cfg = next((r["gat"].get("config") for r in d.get("by_threads", {}).values()
+                    if isinstance(r.get("gat"), dict) and r["gat"].get("config")), None)
+    if any("median_s" in r.get("gat", {}) for r in d.get("by_threads", {}).values()):
+        lines += ["", "GAT: the registry defaults of `gatrec/models/gat.py` (GATConfig"
+                  + (f": {json.dumps(gat_cfg)}" if gat_cfg else ": dim 128, 2 attention layers, no features, item-item "
+                     "graph from interactions with attention") + "), against LightGCN dim 64, 3 layers."]
+    lines += [
+        "",
+        "Full-ranking evaluation on the valid split (`gatrec.evaluate.ranking.evaluate_embeddings`, batches of "
+        "1024 users, masking + top-50 + all metrics) vs the bare `torch.mm` of the same user batches against all "
+        "items (the machine's own matmul throughput at these shapes). Achieved fraction = matmul time / "
+        f"evaluation time; goal ≥ {g.get('eval_mm_fraction_min', 0.5):.0%}.",
+        "",
+        "| threads | users × items × dim | evaluate s | torch.mm only s | mm GFLOP/s | achieved fraction | goal met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t, r in d.get("by_threads", {}).items():
+        t = f"{t} (run of {r['measured']})" if r.get("measured") else t
+        e = r["eval"]
+        lines.append(f"| {t} | {e['users']} × {e['items']} × {e['dim']} | {e['evaluate']['median_s']:.3f} | "
+                     f"{e['mm_only']['median_s']:.3f} | {e['mm_gflops']:.1f} | {e['achieved_fraction']:.0%} | "
+                     f"{_met(e['achieved_fraction'] >= g.get('eval_mm_fraction_min', 0.5))} |")
+    el = d.get("electronics")
+    lines += ["", "### Electronics size", ""]
+    if not el:
+        lines.append("Not run (`--skip-electronics`).")
+    elif "error" in el:
+        lines.append(f"Failed: {el['error']}")
+    else:
+        lines += [
+            "What: one LightGCN training epoch and one full-ranking evaluation (valid split) at Amazon "
+            f"Electronics size, on synthetic data (`gatrec synth --preset electronics --no-images`, then "
+            f"`prepare`, mmrec): {el['n_users']} users × {el['n_items']} items, {el['n_train']} train "
+            f"interactions, batch {d.get('batch_size')}, {el['threads']} thread(s), in a child process so the "
+            "peak resident memory is its own. Goal: fits in 24 GiB."
+            + (f" Measured on {el['measured']} (kept from the previous full run)." if el.get("measured") else ""),
+            "",
+            "| epoch s (CPU s) | batches | evaluate (valid) s (CPU s) | peak RSS GiB | fits 24 GiB |",
+            "|---|---|---|---|---|",
+            f"| {el['epoch_s']:.1f} ({_opt(el.get('epoch_cpu_s'))}) | {el['batches_per_epoch']} | "
+            f"{el['evaluate_valid_s']:.1f} ({_opt(el.get('evaluate_valid_cpu_s'))}) | "
+            f"{el['peak_rss_gib']:.2f} | {_met(el['fits_24_gib'])} |",
+        ]
+    return [*lines, ""]
+
+
+def embed(d: dict[str, Any]) -> list[str]:
+    lines = [f"## {d.get('benchmark', 'embedding')}", ""]
+    lines.append(f"What: {d.get('dataset')} ({d.get('items')} items, {d.get('unique_texts')} unique texts), "
+                 f"model {d.get('model')}, batch {d.get('batch_size')}, {d.get('repeats')} repeats "
+                 "(`bench/bench_embed.py`). Peer: `SentenceTransformer.encode` directly, same run.")
+    lines += ["", machine_line(d.get("machine")), "", "| method | items/s |", "|---|---|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in d.get("items_per_s", {}).items()]
+    r, goal = d.get("ratio_ours_over_direct"), d.get("goal_ratio")
+    if r is not None:
+        lines += ["", f"Ratio ours / direct (throughput) = {r:.2f}; goal ≥ {goal}: "
+                      f"{_met(r >= goal) if goal is not None else '–'}."]
+    return [*lines, ""]
+
+
+def knn(d: dict[str, Any]) -> list[str]:
+    lines = [f"## {d.get('benchmark', 'kNN graph')}", ""]
+    lines.append(f"What: {d.get('items')} items × dim {d.get('dim')}, k = {d.get('k')}, features: "
+                 f"{d.get('features')} (`bench/bench_knn.py`). Peer: an exact blockwise matmul + top-k reference, "
+                 "same run.")
+    lines += ["", machine_line(d.get("machine")), "", "| method | seconds | recall vs reference |", "|---|---|---|"]
+    backends = d.get("backends", {})
+    ref = d.get("seconds", {}).get("reference_blockwise_matmul_topk")
+    for k, v in d.get("seconds", {}).items():
+        name = k.removeprefix("knn_graph_")
+        rec = backends.get(name, {}).get("recall_vs_reference")
+        speedup = f" ({ref / v:.2f}× faster than the reference)" if ref and k != name else ""
+        lines.append(f"| {k} | {v:.2f}{speedup} | {rec if rec is not None else '–'} |")
+    if d.get("auto_backend_at_this_size"):
+        lines += ["", f"Backend chosen automatically at this size: {d['auto_backend_at_this_size']}."]
+    return [*lines, ""]
+
+
+def generic(name: str, d: dict[str, Any]) -> list[str]:
+    lines = [f"## {name}", "", machine_line(d.get("machine")), ""]
+    lines += [f"- {k}: {v}" for k, v in d.items() if isinstance(v, int | float | str) and k != "benchmark"]
+    return [*lines, ""]
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {"quality": quality, "speed": speed, "knn": knn}
+
+
+def render() -> str:
+    order = ("quality", "speed", "embed", "knn")
+    files = sorted(RESULTS.glob("*.json"),
+                   key=lambda f: (next((i for i, p in enumerate(order) if f.stem.startswith(p)), len(order)), f.stem))
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `bench/report.py` on {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')} from "
+        "`bench/results/*.json`. Benchmarks are not tests: each measures gatrec beside a peer in the same run "
+        "and reports the ratio and whether the goal is met.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "make bench                      # = .venv/bin/python bench/run_all.py (all of the below, then this report)",
+        ".venv/bin/python bench/bench_quality.py --datasets amazon-office-2014,amazon-beauty-2014 "
+        "--models pop,mf,lightgcn --seeds 0,1,2",
+        ".venv/bin/python bench/bench_quality.py --datasets amazon-office-2014 --models 'gat-*' --seeds 0,1,2",
+        ".venv/bin/python bench/bench_quality.py --datasets amazon-beauty-2014 --models gat-none-bpr --seeds 0,1,2",
+        ".venv/bin/python bench/bench_speed.py",
+        ".venv/bin/python bench/bench_embed.py; .venv/bin/python bench/bench_knn.py",
+        ".venv/bin/python bench/report.py",
+        "```",
+        "",
+        "Data: `../shared/data/amazon-office-2014` and `amazon-beauty-2014` (prepared into `bench/.cache/data`).",
+        "",
+    ]
+    for f in files:
+        d = json.loads(f.read_text())
+        stem = f.stem
+        if stem.startswith("quality"):
+            lines += quality(d)
+        elif stem.startswith("speed"):
+            lines += speed(d)
+        elif stem.startswith("embed"):
+            lines += embed(d)
+        elif stem.startswith("knn"):
+            lines += knn(d)
+        else:
+            lines += generic(stem, d)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    text = render()
+    tmp = OUT.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(OUT)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
