@@ -1,21 +1,20 @@
-"""Graph-attention recommender: PyG ``GATConv`` over the user-item graph plus a frozen item-item kNN graph.
+"""Graph-attention recommender: PyG ``GATConv`` over the user-item graph and over an item-item kNN graph.
 
-Design (what made it beat LightGCN on Amazon 5-core; see the research log cited in the report):
+What makes it work (research log: the GAT report; every choice below was selected on validation NDCG@20):
 
-* **LightGCN-shaped attention.** Each layer is ``D^1/2 GATConv(D^-1/2 x)`` with one head, no self-loops,
-  no bias, no non-linearity and the linear map fixed to the identity. With zero attention parameters the
-  softmax is uniform (1/deg), so a layer equals LightGCN's ``D^-1/2 A D^-1/2 x``; training then learns how
-  to re-weight neighbours. The final representation is the mean over layers 0..L, as in LightGCN.
-* **Damped attention.** The attention vectors are reparametrised as ``attention_scale * raw``: under Adam
-  that is the same as a ``attention_scale`` times smaller learning rate for them. At full rate the
-  attention overfits within a few epochs (office valid NDCG@20 0.052 vs 0.059 for mean aggregation).
-* **Frozen item-item graph (FREEDOM).** Item ID embeddings are also propagated over the symmetric-normalised
-  kNN graph of the item features (``gatrec embed`` writes it), through a GATConv of the same form, and the
-  result is added to the items' final representation.
-* **Item input** = ID embedding + a projection of the item features (text 384 / image 512 / fused, by a
-  linear layer trained jointly), with dropout on the features.
+* **LightGCN-shaped attention.** A layer is ``D^1/2 GATConv(D^-1/2 x)``: one head, no self-loops, no bias,
+  no non-linearity, the input map fixed to the identity. With zero attention vectors the softmax is
+  uniform (1/deg), so a layer is exactly LightGCN's ``D^-1/2 A D^-1/2 x``; training learns how to re-weight
+  neighbours from there. The output is the mean over layers 0..L, as in LightGCN.
+* **Damped attention.** The attention vectors are ``attention_scale * raw``; under Adam that is an
+  ``attention_scale`` times smaller step for them (at full rate attention overfits within a few epochs).
+* **Item-item graph (FREEDOM).** Item ID embeddings are also propagated over the kNN graph of the item
+  features (written by ``gatrec embed``) by a GATConv of the same form, and added to the item output.
+* **Degree-sensitive edge dropout (FREEDOM).** Each training step sees a sample of the user-item edges,
+  drawn with probability ~ 1/sqrt(deg_u deg_i), renormalised; evaluation uses the full graph.
+* **Item input** = ID embedding + ``gate * Linear(features)`` with the gate starting at 0, so the features
+  come in only as far as they help.
 * **Edge weights from ratings**, where the data has them, enter the attention logits (``edge_dim=1``).
-* Degree-sensitive **edge dropout** (FREEDOM's pruning) re-samples the user-item graph at every step.
 
 Scores stay ``user_emb @ item_emb.T``, so export, evaluation and serving need no model code.
 """
@@ -43,37 +42,48 @@ if TYPE_CHECKING:
 
 log = glog.get(__name__)
 
-Features = Literal["none", "text", "image", "fused"]
+KnnSource = Literal["auto", "none", "text", "image", "fused", "interactions"]
 
 
 class GATConfig(BaseModel):
-    """Hyper-parameters of the GAT recommender; the defaults are the best validation config on office."""
+    """Hyper-parameters of the GAT recommender; defaults = the best validation config on amazon-office."""
 
     model_config = ConfigDict(extra="forbid")
 
-    features: Features = Field("none", description="item features added to the ID embedding")
-    loss: Literal["bpr", "bce"] = Field("bpr", description="bpr, or bce on the positive and sampled negative")
-    dim: int = Field(128, ge=1, description="embedding / hidden size")
+    features: Literal["none", "text", "image", "fused"] = Field(
+        "none", description="item features added to the item ID embedding (from `gatrec embed`)")
+    loss: Literal["bpr", "bce"] = Field("bpr", description="bpr, or binary cross-entropy on pos/neg pairs")
+    dim: int = Field(128, ge=1, description="embedding (= hidden) size")
     n_layers: int = Field(2, ge=0, description="attention layers over the user-item graph")
     heads: int = Field(1, ge=1, description="attention heads per layer (averaged, so the size stays dim)")
     conv: Literal["gat", "gatv2"] = Field("gat", description="torch_geometric GATConv or GATv2Conv")
-    attention_scale: float = Field(0.1, gt=0, le=1, description="learning-rate factor of the attention")
+    attention_scale: float = Field(0.1, gt=0, le=1, description="learning-rate factor of attention vectors")
     attention_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention coefficients")
-    edge_dropout: float = Field(0.0, ge=0, lt=1, description="share of user-item edges dropped per step")
-    reg_weight: float = Field(1e-4, ge=0, description="L2 on the batch's layer-0 embeddings")
-    feature_dropout: float = Field(0.0, ge=0, lt=1)
-    knn_source: Literal["auto", "none", "text", "image", "fused", "interactions"] = Field(
+    edge_dropout: float | None = Field(
+        None, ge=0, lt=1, description="share of user-item edges dropped per step; None = 0.8 with a "
+        "feature kNN graph, else 0 (without one, dropping edges only loses signal)")
+    reg_weight: float = Field(1e-4, ge=0, description="L2 on the batch's layer-0 ID embeddings")
+    feature_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on item features")
+    feature_gate: bool = Field(True, description="scale projected features by a learned gate starting at 0")
+    knn_source: KnnSource = Field(
         "auto", description="item-item graph: auto = the features used, or interactions when features=none")
-    knn_k: int = Field(20, ge=1, description="neighbours per item in the item-item graph")
-    knn_weight: float = Field(1.0, ge=0, description="weight of the item-item propagation in the item output")
-    knn_attention: bool = Field(True, description="attention over kNN neighbours (else fixed weights)")
-    features_dir: str | None = Field(None, description="where `gatrec embed` wrote features; None = DATA/features")
-    use_ratings: bool = Field(True, description="feed normalised ratings into attention where the data has them")
+    knn_k: int = Field(20, ge=1, description="neighbours per item in the item-item graph (embed builds 20)")
+    knn_weight: float = Field(1.0, ge=0, description="weight of the item-item propagation (0 = off)")
+    knn_attention: bool = Field(True, description="attention over kNN neighbours (else cosine weights)")
+    features_dir: str | None = Field(None, description="`gatrec embed` output; None = DATA/features")
+    use_ratings: bool = Field(True, description="normalised ratings weight the attention, where present")
 
     def resolved_knn_source(self) -> str:
+        if self.knn_weight == 0:
+            return "none"
         if self.knn_source != "auto":
             return self.knn_source
         return "interactions" if self.features == "none" else self.features
+
+    def resolved_edge_dropout(self) -> float:
+        if self.edge_dropout is not None:
+            return self.edge_dropout
+        return 0.8 if self.resolved_knn_source() not in ("none", "interactions") else 0.0
 
 
 class _Scale(nn.Module):
@@ -97,27 +107,32 @@ class _Tile(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.heads == 1 else x.repeat(1, self.heads)
 
-    def reset_parameters(self) -> None:  # GATConv.reset_parameters calls it
+    def reset_parameters(self) -> None:  # GATConv.reset_parameters calls it: nothing to reset
         pass
 
 
 def attention_conv(config: GATConfig, edge_dim: int | None = None) -> GATConv | GATv2Conv:
     """A GATConv/GATv2Conv that starts as mean aggregation and learns attention at a damped rate."""
     d, heads = config.dim, config.heads
-    common = dict(heads=heads, concat=False, add_self_loops=False, bias=False, dropout=config.attention_dropout,
-                  edge_dim=edge_dim)
+    common = dict(heads=heads, concat=False, add_self_loops=False, bias=False,
+                  dropout=config.attention_dropout, edge_dim=edge_dim)
     if config.conv == "gat":
         conv: GATConv | GATv2Conv = GATConv(d, d, **common)
         conv.lin = _Tile(heads)
         names = ["att_src", "att_dst"] + (["att_edge"] if edge_dim is not None else [])
-    else:  # GATv2: a^T LeakyReLU(x_i + x_j [+ W_e e_ij]), one attention vector
+    else:  # GATv2: a^T LeakyReLU(x_i + x_j [+ W_e e_ij]), a single attention vector
         conv = GATv2Conv(d, d, share_weights=True, **common)
         conv.lin_l = conv.lin_r = _Tile(heads)
         names = ["att"]
     for name in names:
-        nn.init.zeros_(getattr(conv, name))  # uniform attention at the start: exactly LightGCN
+        nn.init.zeros_(getattr(conv, name))  # uniform attention at the start
         parametrize.register_parametrization(conv, name, _Scale(config.attention_scale))
     return conv
+
+
+def _inv_sqrt_degree(index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    deg = torch.bincount(index, minlength=n).float().clamp(min=1).unsqueeze(1)
+    return deg.rsqrt(), deg.sqrt()
 
 
 class GAT(Recommender):
@@ -131,33 +146,45 @@ class GAT(Recommender):
         if graph is None:
             raise ValueError("gat needs the training graph")
         if (features is None) != (config.features == "none"):
-            raise ValueError(f"features={config.features!r} but features were {'not ' * (features is None)}given")
+            raise ValueError(f"features={config.features!r} but feature vectors were "
+                             f"{'not ' * (features is None)}given")
         self.graph = graph
-        device = graph.edge_index.device
-        self.embedding = nn.Parameter(torch.empty(n_users + n_items, config.dim, device=device))
-        nn.init.xavier_uniform_(self.embedding)
-        # Rating edge weights (in [0, 1], aligned with graph.edge_index) feed the attention logits.
-        self.register_buffer("edge_attr", None if ratings is None else ratings.view(-1, 1).to(device))
-        edge_dim = None if ratings is None else 1
-        self.convs = nn.ModuleList([attention_conv(config, edge_dim) for _ in range(config.n_layers)])
-        self.register_buffer("edge_keep_weight", graph.edge_weight.clone())
-        self.register_buffer("feats", None if features is None else torch.as_tensor(features, device=device))
-        self.proj = None if features is None else nn.Linear(features.shape[1], config.dim, device=device)
-        self.knn_conv = None
-        self.register_buffer("knn_index", None)
-        self.register_buffer("knn_adj", None)
+        dev = graph.edge_index.device
+        n = n_users + n_items
+        self.edge_dropout = config.resolved_edge_dropout()
+        self.embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n, config.dim, device=dev)))
+        # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
+        self.register_buffer("edge_attr", None if ratings is None else ratings.view(-1, 1).to(dev), False)
+        self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
+                                    for _ in range(config.n_layers)])
+        inv, sq = _inv_sqrt_degree(graph.edge_index[1], n)
+        self.register_buffer("deg_inv_sqrt", inv, False)
+        self.register_buffer("deg_sqrt", sq, False)
+        # Each undirected edge once (user -> item rows), with FREEDOM's keep weight 1/sqrt(deg_u deg_i).
+        upper = torch.nonzero(graph.edge_index[0] < graph.edge_index[1]).flatten()
+        self.register_buffer("upper", upper, False)
+        self.register_buffer("feats", None if features is None else torch.as_tensor(features).to(dev), False)
+        self.proj = None if features is None else nn.Linear(features.shape[1], config.dim, device=dev)
+        use_gate = features is not None and config.feature_gate
+        self.gate = nn.Parameter(torch.zeros((), device=dev)) if use_gate else None
+        self.knn_conv: GATConv | GATv2Conv | None = None
+        self.register_buffer("knn_index", None, False)
+        self.register_buffer("knn_adj", None, False)
         if knn is not None and config.knn_weight > 0:
-            index, weight = knn[0].to(device), knn[1].to(device)
-            self.knn_index = index
+            index, weight = knn[0].to(dev), knn[1].to(dev)
             if config.knn_attention:
+                self.knn_index = index
                 self.knn_conv = attention_conv(config)
+                inv, sq = _inv_sqrt_degree(index[1], n_items)
+                self.register_buffer("knn_inv_sqrt", inv, False)
+                self.register_buffer("knn_sqrt", sq, False)
             else:
-                w = sym_norm_weights(index, weight, n_items)
-                self.knn_adj = torch.sparse_coo_tensor(index, w, (n_items, n_items)).coalesce()
+                self.knn_adj = torch.sparse_coo_tensor(index, sym_norm_weights(index, weight, n_items),
+                                                       (n_items, n_items), check_invariants=True).coalesce()
 
-    # -- construction from a prepared dataset -------------------------------------------------------------
     @classmethod
     def build(cls, dataset: Dataset, config: GATConfig, graph: TrainGraph | None) -> GAT:
+        """Load what the config asks for beside the dataset: features, the kNN graph, ratings."""
         if graph is None:
             raise ValueError("gat needs the training graph")
         features = None
@@ -167,70 +194,67 @@ class GAT(Recommender):
         knn = None
         if source == "interactions":
             knn = interaction_knn(dataset.csr("train"), config.knn_k)
-        elif source != "none" and config.knn_weight > 0:
+        elif source != "none":
             knn = _load_knn(dataset.path, source, config.knn_k, config.features_dir)
         ratings = None
         if config.use_ratings and "rating" in dataset.train.columns:
             ratings = _edge_ratings(dataset, graph)
-        log.info("gat_inputs", features=config.features, feature_dim=None if features is None else features.shape[1],
-                 knn=source, knn_edges=None if knn is None else int(knn[0].shape[1]), ratings=ratings is not None)
-        return cls(dataset.n_users, dataset.n_items, config, graph, features=features, knn=knn, ratings=ratings)
+        log.info("gat_inputs", features=config.features, knn=source,
+                 knn_edges=None if knn is None else int(knn[0].shape[1]),
+                 edge_dropout=config.resolved_edge_dropout(), ratings=ratings is not None)
+        return cls(dataset.n_users, dataset.n_items, config, graph, features=features, knn=knn,
+                   ratings=ratings)
 
-    # -- forward --------------------------------------------------------------------------------------------
     def ego(self) -> torch.Tensor:
-        """Layer-0 node inputs: ID embeddings, plus projected features on the item rows."""
+        """Layer-0 node inputs: ID embeddings, plus (gated) projected features on the item rows."""
         if self.proj is None:
             return self.embedding
-        f = F.dropout(self.feats, self.config.feature_dropout, self.training)
-        users, items = self.embedding[: self.n_users], self.embedding[self.n_users:]
-        return torch.cat([users, items + self.proj(f)])
+        f = self.proj(F.dropout(self.feats, self.config.feature_dropout, self.training))
+        if self.gate is not None:
+            f = self.gate * f
+        return torch.cat([self.embedding[: self.n_users], self.embedding[self.n_users:] + f])
 
-    def _train_edges(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The user-item edges of this step: all, or a degree-sensitive sample when training with dropout."""
-        edge_index, edge_attr = self.graph.edge_index, self.edge_attr
-        p = self.config.edge_dropout
-        if not (self.training and p > 0):
-            return edge_index, edge_attr
-        # Keep (1-p) of the undirected edges, drawn with probability ~ 1/sqrt(deg_u deg_i) (FREEDOM), so
-        # edges between popular nodes, the least informative, are the ones most often dropped.
-        src, dst = edge_index
-        upper = torch.nonzero(src < dst).flatten()  # each undirected user-item edge once
-        keep = upper[torch.multinomial(self.edge_keep_weight[upper], int(len(upper) * (1 - p)))]
-        kept = torch.cat([edge_index[:, keep], edge_index[:, keep].flip(0)], dim=1)
-        attr = None if edge_attr is None else torch.cat([edge_attr[keep], edge_attr[keep]])
-        return kept, attr
+    def _edges(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """This step's user-item edges (a degree-sensitive sample while training), attributes, degrees."""
+        if not (self.training and self.edge_dropout > 0):
+            return self.graph.edge_index, self.edge_attr, self.deg_inv_sqrt, self.deg_sqrt
+        upper = self.upper
+        weight = self.graph.edge_weight[upper]  # 1/sqrt(deg_u deg_i): edges between hubs go first
+        keep = upper[torch.multinomial(weight, max(1, int(len(upper) * (1 - self.edge_dropout))))]
+        kept = self.graph.edge_index[:, keep]
+        edge_index = torch.cat([kept, kept.flip(0)], dim=1)
+        attr = None if self.edge_attr is None else self.edge_attr[keep].repeat(2, 1)
+        inv, sq = _inv_sqrt_degree(edge_index[1], self.n_users + self.n_items)
+        return edge_index, attr, inv, sq
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final (users, items): layer-mean of attention propagation, items plus their kNN propagation."""
+        """Final (users, items): layer-mean of attention propagation; items plus their kNN propagation."""
         x = self.ego()
-        edge_index, edge_attr = self._train_edges()
-        deg = torch.bincount(edge_index[1], minlength=x.shape[0]).to(x.dtype).clamp(min=1).unsqueeze(1)
-        inv_sqrt, sqrt = deg.rsqrt(), deg.sqrt()
+        edge_index, edge_attr, inv_sqrt, sqrt = self._edges()
         out = x
         for conv in self.convs:
-            # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x when attention is uniform (LightGCN).
+            # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
             x = sqrt * conv(inv_sqrt * x, edge_index, edge_attr)
             out = out + x
         out = out / (len(self.convs) + 1)
         users, items = out[: self.n_users], out[self.n_users:]
-        if self.knn_index is not None:
-            items = items + self.config.knn_weight * self._knn(self.embedding[self.n_users:])
+        if self.knn_conv is not None:
+            h = self.embedding[self.n_users:]
+            items = items + self.config.knn_weight * self.knn_sqrt * self.knn_conv(self.knn_inv_sqrt * h,
+                                                                                   self.knn_index)
+        elif self.knn_adj is not None:
+            h = torch.sparse.mm(self.knn_adj, self.embedding[self.n_users:])
+            items = items + self.config.knn_weight * h
         return users, items
-
-    def _knn(self, h: torch.Tensor) -> torch.Tensor:
-        if self.knn_conv is None:
-            return torch.sparse.mm(self.knn_adj, h)
-        deg = torch.bincount(self.knn_index[1], minlength=h.shape[0]).to(h.dtype).clamp(min=1).unsqueeze(1)
-        return deg.sqrt() * self.knn_conv(deg.rsqrt() * h, self.knn_index)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor,
              neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        u_all, i_all = self.propagate()
+        u_all, i_all = self.propagate()  # one full propagation per batch, as LightGCN
         u, p, n = u_all[users], i_all[pos], i_all[neg]
         pos_s, neg_s = (u * p).sum(-1), (u * n).sum(-1)
         if self.config.loss == "bpr":
             main = bpr_loss(pos_s, neg_s)
-        else:  # binary cross-entropy: the positive is a 1, the sampled negative a 0
+        else:  # binary cross-entropy: the positive labelled 1, the sampled negative 0
             main = F.softplus(-pos_s).mean() + F.softplus(neg_s).mean()
         e = self.embedding
         reg = self.config.reg_weight * l2_reg(e[users], e[self.n_users + pos], e[self.n_users + neg])
@@ -240,50 +264,8 @@ class GAT(Recommender):
         return self.propagate()
 
     def attention_parameters(self) -> list[torch.Tensor]:
-        """The raw (unscaled) attention vectors of every layer (for inspection and tests)."""
+        """The raw (before ``attention_scale``) attention vectors of every layer."""
         return [p for name, p in self.named_parameters() if ".parametrizations.att" in f".{name}"]
-
-
-def _load_features(dataset_dir: Path, kind: str, features_dir: str | None) -> np.ndarray:
-    from gatrec.features.store import load_features
-
-    try:
-        return load_features(dataset_dir, kind, features_dir=features_dir)  # type: ignore[arg-type]
-    except DataError as exc:
-        # The store's message names the file and says to run `gatrec embed`; say what needed it.
-        raise DataError(f"gat --features {kind} needs the item features that `gatrec embed --data "
-                        f"{dataset_dir}` writes: {exc}") from None
-
-
-def _load_knn(dataset_dir: Path, kind: str, k: int, features_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    from gatrec.features.store import load_knn
-
-    try:
-        return load_knn(dataset_dir, kind, k, features_dir=features_dir, build_missing=True)  # type: ignore[arg-type]
-    except DataError as exc:
-        raise DataError(f"gat knn_source={kind} needs the item features that `gatrec embed --data "
-                        f"{dataset_dir}` writes: {exc}") from None
-
-
-def _edge_ratings(dataset: Dataset, graph: TrainGraph) -> torch.Tensor:
-    """Training ratings scaled to [0, 1], one per edge of ``graph.edge_index`` (both directions)."""
-    df = dataset.train
-    r = df["rating"].to_numpy(dtype=np.float32)
-    lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
-    scaled = np.nan_to_num((r - lo) / (hi - lo) if hi > lo else np.ones_like(r), nan=1.0)
-    m = sp.csr_matrix((scaled, (df["user"].to_numpy(), df["item"].to_numpy())),
-                      shape=(dataset.n_users, dataset.n_items))
-    m.sum_duplicates()  # a repeated (user, item) pair keeps the mean rating
-    count = sp.csr_matrix((np.ones_like(scaled), (df["user"].to_numpy(), df["item"].to_numpy())), shape=m.shape)
-    count.sum_duplicates()
-    m.data /= count.data
-    adj = sp.bmat([[None, m], [m.T, None]], format="csr")
-    adj.sort_indices()
-    coo = adj.tocoo()
-    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    if not torch.equal(index, graph.edge_index.cpu()):
-        raise DataError("ratings do not line up with the training graph", file=dataset.path / "train.parquet")
-    return torch.from_numpy(coo.data.astype(np.float32))
 
 
 def sym_norm_weights(edge_index: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
@@ -294,17 +276,16 @@ def sym_norm_weights(edge_index: torch.Tensor, weight: torch.Tensor, n: int) -> 
 
 
 def interaction_knn(train: sp.csr_matrix, k: int, block: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Item-item kNN graph by cosine of the items' training-user sets (for ``features=none``).
+    """Item-item kNN graph by cosine of the items' training-user sets (the graph for ``features=none``).
 
-    Exact, blockwise (``block`` items × all items at a time, never the full item × item matrix); edges of
-    zero similarity (items with no common user) are dropped. Same format as ``gatrec.graph.knn.knn_graph``.
+    Exact and blockwise (``block`` items × all items at a time); edges of zero similarity (no common user)
+    are dropped. Same format as ``gatrec.graph.knn.knn_graph``: symmetric, no self-loops, weight = cosine.
     """
     from gatrec.graph.knn import symmetrize
 
     r = sp.csr_matrix(train, dtype=np.float32).T.tocsr()
     r.data[:] = 1.0
-    norms = np.sqrt(np.asarray(r.sum(axis=1)).ravel())
-    r = sp.diags(1.0 / np.maximum(norms, 1e-12)) @ r
+    r = sp.diags(1.0 / np.maximum(np.sqrt(np.asarray(r.sum(axis=1)).ravel()), 1e-12)) @ r
     rt = r.T.tocsr()
     n = r.shape[0]
     k = min(k, n - 1)
@@ -319,3 +300,46 @@ def interaction_knn(train: sp.csr_matrix, k: int, block: int = 2048) -> tuple[to
     edge_index, weight = symmetrize(idx, sim)
     keep = weight > 0
     return edge_index[:, keep], weight[keep]
+
+
+def _load_features(dataset_dir: Path, kind: str, features_dir: str | None) -> np.ndarray:
+    from gatrec.features.store import load_features
+
+    try:
+        return load_features(dataset_dir, kind, features_dir=features_dir)  # type: ignore[arg-type]
+    except DataError as exc:  # the store's message names the file; say what needed it and what to run
+        raise DataError(f"gat --features {kind} needs the item features that `gatrec embed --data "
+                        f"{dataset_dir}` writes: {exc}") from None
+
+
+def _load_knn(dataset_dir: Path, kind: str, k: int,
+              features_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    from gatrec.features.store import load_knn
+
+    try:  # a graph with another k than `gatrec embed` built is built from the saved features and kept
+        return load_knn(dataset_dir, kind, k, features_dir=features_dir,  # type: ignore[arg-type]
+                        build_missing=True)
+    except DataError as exc:
+        raise DataError(f"gat knn_source={kind} needs the item features that `gatrec embed --data "
+                        f"{dataset_dir}` writes: {exc}") from None
+
+
+def _edge_ratings(dataset: Dataset, graph: TrainGraph) -> torch.Tensor:
+    """Training ratings min-max scaled to [0, 1] (missing = 1), one per edge of ``graph.edge_index``."""
+    df = dataset.train
+    users, items = df["user"].to_numpy(), df["item"].to_numpy()
+    r = df["rating"].to_numpy(dtype=np.float32)
+    lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
+    scaled = np.nan_to_num((r - lo) / (hi - lo) if hi > lo else np.ones_like(r), nan=1.0)
+    total = sp.csr_matrix((scaled, (users, items)), shape=(dataset.n_users, dataset.n_items))
+    count = sp.csr_matrix((np.ones_like(scaled), (users, items)), shape=total.shape)
+    total.sum_duplicates()
+    count.sum_duplicates()
+    total.data /= count.data  # a repeated (user, item) pair keeps its mean rating
+    adj = sp.bmat([[None, total], [total.T, None]], format="csr")
+    adj.sort_indices()
+    coo = adj.tocoo()  # the same (row-sorted CSR) edge order as TrainGraph.from_matrix
+    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    if not torch.equal(index, graph.edge_index.cpu()):
+        raise DataError("ratings do not line up with the training graph", file=dataset.path / "train.parquet")
+    return torch.from_numpy(coo.data.astype(np.float32))

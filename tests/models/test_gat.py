@@ -76,7 +76,8 @@ def write_text_features(data: Path, dim: int = 16, k: int = 5) -> np.ndarray:
     store.save_knn(out / store.knn_filename("text", k), edge_index, weight, n_items=n_items, k=k,
                    features="text", features_sha256=sha)
     write_json(out / store.MANIFEST, {
-        "format_version": store.FORMAT_VERSION, "n_items": n_items, "items_digest": file_digest(data / "items.parquet"),
+        "format_version": store.FORMAT_VERSION, "n_items": n_items,
+        "items_digest": file_digest(data / "items.parquet"),
         "arrays": {"text": {"file": "text.npy", "mask_file": "text_mask.npy", "n_items": n_items, "dim": dim,
                             "sha256": sha}}, "knn": {}})
     return x
@@ -110,7 +111,7 @@ def test_registered_and_built_from_gatconv(data: Path) -> None:
 
 
 def test_forward_backward_reaches_embeddings_features_and_attention(data_with_text: Path) -> None:
-    model = build(data_with_text, dim=8, features="text")
+    model = build(data_with_text, dim=8, features="text", knn_k=5, feature_gate=False)
     ds = Dataset.load(data_with_text)
     users, items = model.embeddings()
     assert users.shape == (ds.n_users, 8) and items.shape == (ds.n_items, 8)
@@ -145,7 +146,8 @@ def test_starts_as_lightgcn_and_attention_changes_the_output(data: Path) -> None
 
 def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tmp_path: Path) -> None:
     params = {"dim": 16, "features": "text", "knn_k": 5}
-    cfg = TrainConfig(model="gat", epochs=25, batch_size=256, lr=0.01, patience=25, model_params=params, seed=0)
+    cfg = TrainConfig(model="gat", epochs=25, batch_size=256, lr=0.01, patience=25, model_params=params,
+                      seed=0)
     result = train(data_with_text, cfg, tmp_path / "gat")
     pop = train(data_with_text, TrainConfig(model="pop", seed=0), tmp_path / "pop")
     assert result["valid"]["ndcg@20"] > 1.2 * pop["valid"]["ndcg@20"]
@@ -157,16 +159,50 @@ def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tm
     assert emb.shape == (48, 16) and np.isfinite(emb).all()
 
 
-def test_bce_loss_and_edge_dropout(data: Path) -> None:
+def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
     model = build(data, dim=8, loss="bce", edge_dropout=0.5, knn_source="none")
     model.train()
-    edges, _ = model._train_edges()
-    assert edges.shape[1] == 2 * int(model.graph.edge_index.shape[1] // 2 * 0.5)
+    edges, _, inv_sqrt, _ = model._edges()
+    n_undirected = model.graph.edge_index.shape[1] // 2
+    assert edges.shape[1] == 2 * int(n_undirected * 0.5)
+    # Both directions of every kept edge, and degrees recomputed on the sample.
+    assert set(map(tuple, edges.T.tolist())) == set(map(tuple, edges.flip(0).T.tolist()))
+    assert not torch.equal(inv_sqrt, model.deg_inv_sqrt)
     loss, parts = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
     assert set(parts) == {"bce", "reg"}
     loss.backward()
     model.eval()
-    assert model._train_edges()[0] is model.graph.edge_index
+    assert model._edges()[0] is model.graph.edge_index
+
+
+def test_edge_dropout_default_depends_on_the_item_graph() -> None:
+    assert GATConfig(features="text").resolved_edge_dropout() == 0.8
+    assert GATConfig().resolved_edge_dropout() == 0.0  # features none: interaction kNN, no dropout
+    assert GATConfig(features="text", knn_weight=0).resolved_knn_source() == "none"
+    assert GATConfig(edge_dropout=0.3).resolved_edge_dropout() == 0.3
+
+
+@pytest.mark.parametrize("params", [{"conv": "gatv2"}, {"heads": 3}, {"knn_attention": False}])
+def test_variants_keep_shapes_and_train(data_with_text: Path, params: dict) -> None:
+    model = build(data_with_text, dim=8, features="text", knn_k=5, **params)
+    loss, _ = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
+    loss.backward()
+    users, items = model.embeddings()
+    assert users.shape == (96, 8) and items.shape == (48, 8)
+    assert all(a.grad is not None for a in model.attention_parameters())
+
+
+def test_feature_gate_starts_closed(data_with_text: Path) -> None:
+    """With the gate at 0 the features add nothing yet, but the gate gets a gradient to open."""
+    with_f = build(data_with_text, dim=8, features="text", knn_k=5, edge_dropout=0.0)
+    without = build(data_with_text, dim=8, knn_source="text", knn_k=5, edge_dropout=0.0)
+    with torch.no_grad():
+        without.embedding.copy_(with_f.embedding)
+    with_f.eval(), without.eval()
+    torch.testing.assert_close(with_f.embeddings()[1], without.embeddings()[1])
+    with_f.train()
+    with_f.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))[0].backward()
+    assert with_f.gate is not None and with_f.gate.grad is not None and with_f.gate.grad.abs() > 0
 
 
 def test_ratings_enter_the_attention(tmp_path: Path) -> None:
