@@ -36,6 +36,7 @@ from torch_geometric.nn import GATConv, GATv2Conv
 from gatrec import log as glog
 from gatrec.errors import DataError
 from gatrec.models.base import Recommender, TrainGraph, bpr_loss, l2_reg
+from gatrec.models.sparse_attention import EdgeCSR, Tile, attend, spmm
 
 if TYPE_CHECKING:
     from gatrec.data.dataset import Dataset
@@ -97,20 +98,6 @@ class _Scale(nn.Module):
         return raw * self.scale
 
 
-class _Tile(nn.Module):
-    """The GATConv input map fixed to the identity (one copy per head): no transformation on the ID path."""
-
-    def __init__(self, heads: int):
-        super().__init__()
-        self.heads = heads
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x if self.heads == 1 else x.repeat(1, self.heads)
-
-    def reset_parameters(self) -> None:  # GATConv.reset_parameters calls it: nothing to reset
-        pass
-
-
 def attention_conv(config: GATConfig, edge_dim: int | None = None) -> GATConv | GATv2Conv:
     """A GATConv/GATv2Conv that starts as mean aggregation and learns attention at a damped rate."""
     d, heads = config.dim, config.heads
@@ -118,11 +105,11 @@ def attention_conv(config: GATConfig, edge_dim: int | None = None) -> GATConv | 
                   dropout=config.attention_dropout, edge_dim=edge_dim)
     if config.conv == "gat":
         conv: GATConv | GATv2Conv = GATConv(d, d, **common)
-        conv.lin = _Tile(heads)
+        conv.lin = Tile(heads)
         names = ["att_src", "att_dst"] + (["att_edge"] if edge_dim is not None else [])
     else:  # GATv2: a^T LeakyReLU(x_i + x_j [+ W_e e_ij]), a single attention vector
         conv = GATv2Conv(d, d, share_weights=True, **common)
-        conv.lin_l = conv.lin_r = _Tile(heads)
+        conv.lin_l = conv.lin_r = Tile(heads)
         names = ["att"]
     for name in names:
         nn.init.zeros_(getattr(conv, name))  # uniform attention at the start
@@ -157,30 +144,33 @@ class GAT(Recommender):
         self.register_buffer("edge_attr", None if ratings is None else ratings.view(-1, 1).to(dev), False)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
                                     for _ in range(config.n_layers)])
+        # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
+        self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
+        if self.edge_attr is not None:
+            self.edge_attr = self.edge_attr[perm]
         inv, sq = _inv_sqrt_degree(graph.edge_index[1], n)
         self.register_buffer("deg_inv_sqrt", inv, False)
         self.register_buffer("deg_sqrt", sq, False)
-        # Each undirected edge once (user -> item rows), with FREEDOM's keep weight 1/sqrt(deg_u deg_i).
+        # Each undirected edge once (user -> item), with FREEDOM's keep weight 1/sqrt(deg_u deg_i).
         upper = torch.nonzero(graph.edge_index[0] < graph.edge_index[1]).flatten()
         self.register_buffer("upper", upper, False)
+        self.register_buffer("ratings_upper", None if ratings is None else ratings.view(-1, 1)[upper].to(dev), False)
         self.register_buffer("feats", None if features is None else torch.as_tensor(features).to(dev), False)
         self.proj = None if features is None else nn.Linear(features.shape[1], config.dim, device=dev)
         use_gate = features is not None and config.feature_gate
         self.gate = nn.Parameter(torch.zeros((), device=dev)) if use_gate else None
         self.knn_conv: GATConv | GATv2Conv | None = None
-        self.register_buffer("knn_index", None, False)
-        self.register_buffer("knn_adj", None, False)
+        self.knn_graph: EdgeCSR | None = None
         if knn is not None and config.knn_weight > 0:
             index, weight = knn[0].to(dev), knn[1].to(dev)
+            self.knn_graph, perm = EdgeCSR.from_edges(index, n_items)
             if config.knn_attention:
-                self.knn_index = index
                 self.knn_conv = attention_conv(config)
                 inv, sq = _inv_sqrt_degree(index[1], n_items)
                 self.register_buffer("knn_inv_sqrt", inv, False)
                 self.register_buffer("knn_sqrt", sq, False)
-            else:
-                self.knn_adj = torch.sparse_coo_tensor(index, sym_norm_weights(index, weight, n_items),
-                                                       (n_items, n_items), check_invariants=True).coalesce()
+            else:  # fixed cosine weights, symmetric-normalised (FREEDOM's frozen graph)
+                self.register_buffer("knn_weights", sym_norm_weights(index, weight, n_items)[perm], False)
 
     @classmethod
     def build(cls, dataset: Dataset, config: GATConfig, graph: TrainGraph | None) -> GAT:
@@ -214,36 +204,36 @@ class GAT(Recommender):
             f = self.gate * f
         return torch.cat([self.embedding[: self.n_users], self.embedding[self.n_users:] + f])
 
-    def _edges(self) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """This step's user-item edges (a degree-sensitive sample while training), attributes, degrees."""
+    def _edges(self) -> tuple[EdgeCSR, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """This step's user-item graph (a degree-sensitive sample while training), attributes, degrees."""
         if not (self.training and self.edge_dropout > 0):
-            return self.graph.edge_index, self.edge_attr, self.deg_inv_sqrt, self.deg_sqrt
-        upper = self.upper
-        weight = self.graph.edge_weight[upper]  # 1/sqrt(deg_u deg_i): edges between hubs go first
-        keep = upper[torch.multinomial(weight, max(1, int(len(upper) * (1 - self.edge_dropout))))]
-        kept = self.graph.edge_index[:, keep]
-        edge_index = torch.cat([kept, kept.flip(0)], dim=1)
-        attr = None if self.edge_attr is None else self.edge_attr[keep].repeat(2, 1)
-        inv, sq = _inv_sqrt_degree(edge_index[1], self.n_users + self.n_items)
-        return edge_index, attr, inv, sq
+            return self.ui_graph, self.edge_attr, self.deg_inv_sqrt, self.deg_sqrt
+        weight = self.graph.edge_weight[self.upper]  # 1/sqrt(deg_u deg_i): edges between hubs go first
+        sample = torch.multinomial(weight, max(1, int(len(self.upper) * (1 - self.edge_dropout))))
+        kept = self.graph.edge_index[:, self.upper[sample]]
+        n = self.n_users + self.n_items
+        graph, perm = EdgeCSR.from_edges(torch.cat([kept, kept.flip(0)], dim=1), n)
+        attr = None if self.ratings_upper is None else self.ratings_upper[sample].repeat(2, 1)[perm]
+        inv, sq = _inv_sqrt_degree(kept.flatten(), n)
+        return graph, attr, inv, sq
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final (users, items): layer-mean of attention propagation; items plus their kNN propagation."""
         x = self.ego()
-        edge_index, edge_attr, inv_sqrt, sqrt = self._edges()
+        graph, edge_attr, inv_sqrt, sqrt = self._edges()
         out = x
         for conv in self.convs:
             # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
-            x = sqrt * conv(inv_sqrt * x, edge_index, edge_attr)
+            x = sqrt * attend(conv, inv_sqrt * x, graph, edge_attr)
             out = out + x
         out = out / (len(self.convs) + 1)
         users, items = out[: self.n_users], out[self.n_users:]
-        if self.knn_conv is not None:
+        if self.knn_graph is not None:
             h = self.embedding[self.n_users:]
-            items = items + self.config.knn_weight * self.knn_sqrt * self.knn_conv(self.knn_inv_sqrt * h,
-                                                                                   self.knn_index)
-        elif self.knn_adj is not None:
-            h = torch.sparse.mm(self.knn_adj, self.embedding[self.n_users:])
+            if self.knn_conv is not None:
+                h = self.knn_sqrt * attend(self.knn_conv, self.knn_inv_sqrt * h, self.knn_graph)
+            else:
+                h = spmm(self.knn_weights, h, self.knn_graph)
             items = items + self.config.knn_weight * h
         return users, items
 

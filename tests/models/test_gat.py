@@ -162,7 +162,8 @@ def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tm
 def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
     model = build(data, dim=8, loss="bce", edge_dropout=0.5, knn_source="none")
     model.train()
-    edges, _, inv_sqrt, _ = model._edges()
+    sampled, _, inv_sqrt, _ = model._edges()
+    edges = sampled.edge_index
     n_undirected = model.graph.edge_index.shape[1] // 2
     assert edges.shape[1] == 2 * int(n_undirected * 0.5)
     # Both directions of every kept edge, and degrees recomputed on the sample.
@@ -172,7 +173,7 @@ def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
     assert set(parts) == {"bce", "reg"}
     loss.backward()
     model.eval()
-    assert model._edges()[0] is model.graph.edge_index
+    assert model._edges()[0] is model.ui_graph
 
 
 def test_edge_dropout_default_depends_on_the_item_graph() -> None:
