@@ -41,8 +41,8 @@ class PipelineConfig(BaseModel):
     synth_items: int = Field(800, ge=10)
     synth_interactions: int = Field(40000, ge=100)
     image_weights: str = Field("none", description="open_clip weights for embed; 'none' = random (offline)")
-    model: str = "lightgcn"
-    features: str = Field("none", description="GAT item features: none, text, image, fused")
+    model: str = "gat"
+    features: str = Field("fused", description="GAT item features: none, text, image, fused")
     epochs: int = Field(300, ge=1)
     model_name: str = "gatrec"
     policy: Path | None = None

@@ -10,7 +10,7 @@ mlflow run . -e pipeline --env-manager local -P work="$work" ${GATREC_PIPELINE_A
 cat <<MSG
 
 Done. Look next:
-  mlflow ui --backend-store-uri sqlite:///mlflow.db     # runs, metrics, plots, the registry and the champion
-  gatrec eval --run $work/runs/lightgcn                # re-evaluate the trained model
-  python -c "import mlflow; m = mlflow.pyfunc.load_model('models:/gatrec@champion'); print(m.predict({'user_id': ['u0'], 'k': [5]}))"
+  .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db     # runs, metrics, plots, the registry and the champion
+  .venv/bin/gatrec eval --run $work/runs/gat-fused               # re-evaluate the trained model
+  .venv/bin/python -c "import mlflow; m = mlflow.pyfunc.load_model('models:/gatrec@champion'); print(m.predict([{'user_id': 'u0', 'k': 5}]))"
 MSG

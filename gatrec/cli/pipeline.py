@@ -28,8 +28,8 @@ Examples:
               help="Synthetic dataset size (without --input).")
 @click.option("--synth-items", type=click.IntRange(min=10), default=800, show_default=True)
 @click.option("--synth-interactions", type=click.IntRange(min=100), default=40000, show_default=True)
-@click.option("--model", default="lightgcn", show_default=True, help="Model to train (pop, mf, lightgcn, gat).")
-@click.option("--features", default="none", show_default=True, help="GAT item features: none, text, image, fused.")
+@click.option("--model", default="gat", show_default=True, help="Model to train (pop, mf, lightgcn, gat).")
+@click.option("--features", default="fused", show_default=True, help="GAT item features: none, text, image, fused.")
 @click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True)
 @click.option("--image-weights", default="none", show_default=True,
               help="open_clip weights for embed: a file, a pretrained tag (online), or none (random, offline).")

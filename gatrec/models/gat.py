@@ -35,7 +35,7 @@ from torch_geometric.nn import GATConv, GATv2Conv
 
 from gatrec import log as glog
 from gatrec.errors import DataError
-from gatrec.models.base import Recommender, TrainGraph, bpr_loss, l2_reg
+from gatrec.models.base import TUNED_BPR_TRAINING, Recommender, TrainGraph, bpr_loss, l2_reg
 from gatrec.models.sparse_attention import EdgeCSR, Tile, attend, spmm
 
 if TYPE_CHECKING:
@@ -125,6 +125,7 @@ def _inv_sqrt_degree(index: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.T
 class GAT(Recommender):
     name = "gat"
     Config = GATConfig
+    train_defaults = TUNED_BPR_TRAINING
 
     def __init__(self, n_users: int, n_items: int, config: GATConfig, graph: TrainGraph | None = None, *,
                  features: np.ndarray | None = None, knn: tuple[torch.Tensor, torch.Tensor] | None = None,

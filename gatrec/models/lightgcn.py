@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatrec.models.base import Recommender, TrainGraph, bpr_loss, l2_reg
+from gatrec.models.base import TUNED_BPR_TRAINING, Recommender, TrainGraph, bpr_loss, l2_reg
 
 
 class LightGCNConfig(BaseModel):
@@ -31,6 +31,7 @@ class LightGCNConfig(BaseModel):
 class LightGCN(Recommender):
     name = "lightgcn"
     Config = LightGCNConfig
+    train_defaults = TUNED_BPR_TRAINING
 
     def __init__(self, n_users: int, n_items: int, config: LightGCNConfig, graph: TrainGraph | None = None):
         super().__init__(n_users, n_items, config, graph)

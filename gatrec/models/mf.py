@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatrec.models.base import Recommender, TrainGraph, bpr_loss, l2_reg
+from gatrec.models.base import TUNED_BPR_TRAINING, Recommender, TrainGraph, bpr_loss, l2_reg
 
 
 class MFConfig(BaseModel):
@@ -20,6 +20,7 @@ class MFConfig(BaseModel):
 class MF(Recommender):
     name = "mf"
     Config = MFConfig
+    train_defaults = TUNED_BPR_TRAINING
 
     def __init__(self, n_users: int, n_items: int, config: MFConfig, graph: TrainGraph | None = None):
         super().__init__(n_users, n_items, config, graph)

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gatrec import models
 from gatrec.errors import DataError
@@ -23,8 +31,8 @@ class TrainConfig(BaseModel):
 
     model: str = Field(description="registry name: pop, mf, lightgcn, ...")
     epochs: int = Field(300, ge=0)
-    batch_size: int = Field(2048, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(2048, ge=1, description="BPR triples per step; the model's own default if unset")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate; the model's own default if unset")
     weight_decay: float = Field(0.0, ge=0, description="optimizer weight decay (models also regularise)")
     patience: int = Field(20, ge=1, description="stop after this many epochs without a better valid metric")
     eval_every: int = Field(1, ge=1)
@@ -34,6 +42,15 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:1, ...")
     mask_valid_at_test: bool = False
     model_params: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_train_defaults(cls, data: Any) -> Any:
+        """Fill settings the user left unset from the model's ``train_defaults`` (e.g. the GAT's tuned lr)."""
+        if isinstance(data, dict) and data.get("model") in models.names():
+            defaults = models.get(data["model"]).train_defaults
+            data = {**defaults, **{k: v for k, v in data.items() if v is not None or k not in defaults}}
+        return data
 
     @field_validator("model")
     @classmethod

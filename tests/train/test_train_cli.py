@@ -67,6 +67,19 @@ def test_yaml_then_flags(tmp_path: Path):
     assert cfg.model_params == {"dim": 8, "reg_weight": 0.0, "init_std": 0.01}
 
 
+def test_model_training_defaults_apply_unless_set(tmp_path: Path):
+    from gatrec.models.base import TUNED_BPR_TRAINING
+
+    assert TrainConfig(model="gat").lr == TUNED_BPR_TRAINING["lr"]
+    assert TrainConfig(model="lightgcn").batch_size == TUNED_BPR_TRAINING["batch_size"]
+    assert TrainConfig(model="pop").batch_size == TrainConfig.model_fields["batch_size"].default
+    f = tmp_path / "c.yaml"
+    f.write_text("model: gat\nbatch_size: 512\n")
+    cfg = TrainConfig.from_yaml(f, {"lr": 0.02})
+    assert (cfg.batch_size, cfg.lr) == (512, 0.02)
+    assert TrainConfig.from_yaml(f, {"batch_size": None}).lr == TUNED_BPR_TRAINING["lr"]
+
+
 def test_train_cli_logs_params_epochs_and_results_to_mlflow(clustered_data: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture):
