@@ -141,21 +141,20 @@ class GAT(Recommender):
         n = n_users + n_items
         self.edge_dropout = config.resolved_edge_dropout()
         self.embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n, config.dim, device=dev)))
-        # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
-        self.register_buffer("edge_attr", None if ratings is None else ratings.view(-1, 1).to(dev), False)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
                                     for _ in range(config.n_layers)])
         # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
         self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
-        if self.edge_attr is not None:
-            self.edge_attr = self.edge_attr[perm]
+        # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
+        self.register_buffer("edge_attr", None if ratings is None else ratings.view(-1, 1).to(dev)[perm], False)
         inv, sq = _inv_sqrt_degree(graph.edge_index[1], n)
         self.register_buffer("deg_inv_sqrt", inv, False)
         self.register_buffer("deg_sqrt", sq, False)
         # Each undirected edge once (user -> item), with FREEDOM's keep weight 1/sqrt(deg_u deg_i).
         upper = torch.nonzero(graph.edge_index[0] < graph.edge_index[1]).flatten()
         self.register_buffer("upper", upper, False)
-        self.register_buffer("ratings_upper", None if ratings is None else ratings.view(-1, 1)[upper].to(dev), False)
+        self.register_buffer("upper_weight", graph.edge_weight[upper], False)  # edges between hubs go first
+        self.register_buffer("ratings_upper", None if ratings is None else ratings.view(-1, 1).to(dev)[upper], False)
         self.register_buffer("feats", None if features is None else torch.as_tensor(features).to(dev), False)
         self.proj = None if features is None else nn.Linear(features.shape[1], config.dim, device=dev)
         use_gate = features is not None and config.feature_gate
@@ -209,8 +208,7 @@ class GAT(Recommender):
         """This step's user-item graph (a degree-sensitive sample while training), attributes, degrees."""
         if not (self.training and self.edge_dropout > 0):
             return self.ui_graph, self.edge_attr, self.deg_inv_sqrt, self.deg_sqrt
-        weight = self.graph.edge_weight[self.upper]  # 1/sqrt(deg_u deg_i): edges between hubs go first
-        sample = torch.multinomial(weight, max(1, int(len(self.upper) * (1 - self.edge_dropout))))
+        sample = torch.multinomial(self.upper_weight, max(1, int(len(self.upper) * (1 - self.edge_dropout))))
         kept = self.graph.edge_index[:, self.upper[sample]]
         n = self.n_users + self.n_items
         graph, perm = EdgeCSR.from_edges(torch.cat([kept, kept.flip(0)], dim=1), n)
