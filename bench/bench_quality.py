@@ -104,10 +104,13 @@ def summarise(runs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def record(key: str, entry: dict[str, Any], protocol: dict[str, Any]) -> None:
+    """Merge one run into quality.json; the protocol (variants and all) only when it is the default configs
+    file, so exploration runs (``--configs bench/quality_explore.yaml``) are recorded beside it, apart."""
     with _locked():
         payload = load_results()
-        payload["runs"][key] = entry
-        payload["protocol"] = protocol
+        payload["runs"][key] = {**entry, "configs_file": protocol["configs_file"]}
+        if protocol["configs_file"] == str(DEFAULT_CONFIGS.relative_to(REPO)):
+            payload["protocol"] = protocol
         payload["machine"] = machine()
         payload["summary"] = summarise(payload["runs"])
         _write(payload)

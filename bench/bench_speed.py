@@ -91,9 +91,11 @@ def build(name: str, ds: Any, graph: Any, params: dict[str, Any] | None = None) 
 def part_a(ds: Any, threads: int) -> dict[str, Any]:
     from gatrec import models
     from gatrec.models.base import TrainGraph
+    from gatrec.train.allocator import keep_freed_memory
     from gatrec.train.sampler import BPRSampler
 
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as gatrec.train does
     torch.manual_seed(0)
     graph = TrainGraph.from_dataset(ds)
     tu, ti = ds.train["user"].to_numpy(), ds.train["item"].to_numpy()
@@ -165,9 +167,11 @@ def electronics_child(threads: int) -> None:
     from gatrec.data.synth import ELECTRONICS, SynthConfig, synthesize
     from gatrec.evaluate.ranking import evaluate_dataset
     from gatrec.models.base import TrainGraph
+    from gatrec.train.allocator import keep_freed_memory
     from gatrec.train.sampler import BPRSampler
 
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as gatrec.train does
     raw, data = CACHE / "data" / "electronics-synth-raw", CACHE / "data" / "electronics-synth"
     res: dict[str, Any] = {"threads": threads, "preset": ELECTRONICS}
     if not (raw / "interactions.csv").is_file():

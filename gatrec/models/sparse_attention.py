@@ -97,24 +97,34 @@ def spmm(values: torch.Tensor, x: torch.Tensor, graph: EdgeCSR) -> torch.Tensor:
     return _ValuedSpmm.apply(values.contiguous(), x.contiguous(), graph)
 
 
-def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR,
-           edge_attr: torch.Tensor | None = None) -> torch.Tensor:
+def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR, edge_attr: torch.Tensor | None = None,
+           degree: torch.Tensor | None = None) -> torch.Tensor:
     """``conv(x, graph.edge_index, edge_attr)`` for the layers gatrec builds, computed with ``spmm``.
 
     Requires what ``gatrec.models.gat.attention_conv`` sets up: every head sees the same input (a ``Tile``
     input map), heads averaged (``concat=False``), no self-loops, bias or residual. Then the mean over
     heads of ``A_h @ x`` is ``(mean_h A_h) @ x``: one matmul whatever the number of heads.
+
+    With ``degree`` (n, 1) it returns ``D^1/2 conv(D^-1/2 x)`` (D = diag(degree)), the scaling folded into
+    the E edge values instead of two n × d products (forward and backward: ~20 % of a step on beauty).
     """
     lin = conv.lin_l if isinstance(conv, GATv2Conv) else conv.lin
     if (not isinstance(lin, Tile) or conv.concat or conv.add_self_loops or conv.bias is not None
             or getattr(conv, "res", None) is not None):
         raise ValueError("attend() needs a Tile input map, averaged heads, no self-loops, bias or residual")
     heads = conv.heads
-    if isinstance(conv, GATv2Conv):
-        h = conv.lin_l(x).view(-1, heads, conv.out_channels)
+    inv_sqrt = None if degree is None else degree.clamp(min=1).rsqrt()
+    if isinstance(conv, GATv2Conv):  # logits need x_i + x_j per edge: scale x itself
+        h = conv.lin_l(x if inv_sqrt is None else inv_sqrt * x).view(-1, heads, conv.out_channels)
         alpha = conv.edge_updater(graph.edge_index, x=(h, h), edge_attr=edge_attr)
-    else:
-        h = conv.lin(x).view(-1, heads, conv.out_channels)
-        pair = ((h * conv.att_src).sum(-1), (h * conv.att_dst).sum(-1))
-        alpha = conv.edge_updater(graph.edge_index, alpha=pair, edge_attr=edge_attr, size=None)
-    return spmm(alpha.mean(dim=1), x, graph)
+    else:  # <x_j, a_src> for every head by one matmul (PyG's mul + sum builds n × heads × d, twice)
+        scores = x @ torch.cat([conv.att_src[0], conv.att_dst[0]]).T
+        if inv_sqrt is not None:
+            scores = scores * inv_sqrt
+        alpha = conv.edge_updater(graph.edge_index, alpha=(scores[:, :heads], scores[:, heads:]),
+                                  edge_attr=edge_attr, size=None)
+    values = alpha.mean(dim=1)
+    if inv_sqrt is not None:  # (D^1/2 A D^-1/2)_rc = a_rc sqrt(d_r / d_c)
+        src, dst = graph.edge_index
+        values = values * (inv_sqrt[src] / inv_sqrt[dst]).squeeze(1)
+    return spmm(values, x, graph)

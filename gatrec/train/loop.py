@@ -29,6 +29,7 @@ from gatrec.fsutil import atomic_file, write_json
 from gatrec.models.base import Recommender, TrainGraph
 from gatrec.tracking import Tracker
 from gatrec.train import checkpoint
+from gatrec.train.allocator import keep_freed_memory
 from gatrec.train.config import TrainConfig
 from gatrec.train.export import write_export
 from gatrec.train.sampler import BPRSampler
@@ -109,6 +110,7 @@ def train(data: str | Path | Dataset, config: TrainConfig, out: str | Path, *, r
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(threads)
+    keep_freed_memory()
     device = resolve_device(config.device)
     _seed_everything(config.seed)
 

@@ -162,13 +162,14 @@ def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tm
 def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
     model = build(data, dim=8, loss="bce", edge_dropout=0.5, knn_source="none")
     model.train()
-    sampled, _, inv_sqrt, _ = model._edges()
+    sampled, _, degree = model._edges()
     edges = sampled.edge_index
     n_undirected = model.graph.edge_index.shape[1] // 2
     assert edges.shape[1] == 2 * int(n_undirected * 0.5)
     # Both directions of every kept edge, and degrees recomputed on the sample.
     assert set(map(tuple, edges.T.tolist())) == set(map(tuple, edges.flip(0).T.tolist()))
-    assert not torch.equal(inv_sqrt, model.deg_inv_sqrt)
+    assert torch.equal(degree.flatten(), torch.bincount(edges[1], minlength=len(model.degree)).float())
+    assert not torch.equal(degree, model.degree)
     loss, parts = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
     assert set(parts) == {"bce", "reg"}
     loss.backward()
@@ -178,7 +179,9 @@ def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
 
 def test_edge_dropout_default_depends_on_the_item_graph() -> None:
     assert GATConfig(features="text").resolved_edge_dropout() == 0.8
-    assert GATConfig().resolved_edge_dropout() == 0.0  # features none: interaction kNN, no dropout
+    assert GATConfig().resolved_edge_dropout() == 0.0  # features none: no item graph, no dropout
+    assert GATConfig().resolved_knn_source() == "none"
+    assert GATConfig(knn_source="interactions").resolved_edge_dropout() == 0.0
     assert GATConfig(features="text", knn_weight=0).resolved_knn_source() == "none"
     assert GATConfig(edge_dropout=0.3).resolved_edge_dropout() == 0.3
 

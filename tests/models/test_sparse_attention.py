@@ -46,7 +46,9 @@ def test_spmm_matches_dense_in_values_and_gradients() -> None:
 @pytest.mark.parametrize("conv_kind", ["gat", "gatv2"])
 @pytest.mark.parametrize("heads", [1, 3])
 @pytest.mark.parametrize("with_edge_attr", [False, True])
-def test_attend_equals_the_layers_forward(conv_kind: str, heads: int, with_edge_attr: bool) -> None:
+@pytest.mark.parametrize("with_degree", [False, True])
+def test_attend_equals_the_layers_forward(conv_kind: str, heads: int, with_edge_attr: bool,
+                                          with_degree: bool) -> None:
     n, d = 40, 8
     edges = random_symmetric_graph(n, 200, seed=3)
     graph, perm = EdgeCSR.from_edges(edges, n)
@@ -58,12 +60,16 @@ def test_attend_equals_the_layers_forward(conv_kind: str, heads: int, with_edge_
             p.normal_()
     attr = torch.rand(edges.shape[1], 1)[perm] if with_edge_attr else None
     x = torch.randn(n, d, requires_grad=True)
-    fast = attend(conv, x, graph, attr)
+    # with a degree vector: D^1/2 conv(D^-1/2 x), degrees not all 1 (and one 0, which counts as 1)
+    degree = torch.randint(0, 6, (n, 1)).float() if with_degree else None
+    d_in, d_out = (torch.ones(n, 1), torch.ones(n, 1)) if degree is None else (
+        degree.clamp(min=1).rsqrt(), degree.clamp(min=1).sqrt())
+    fast = attend(conv, x, graph, attr, degree)
     (fast * torch.arange(d)).sum().backward()
     fast_grads = [x.grad.clone()] + [p.grad.clone() for p in conv.parameters()]
     x.grad = None
     conv.zero_grad()
-    slow = conv(x, graph.edge_index, attr)
+    slow = d_out * conv(d_in * x, graph.edge_index, attr)
     (slow * torch.arange(d)).sum().backward()
     slow_grads = [x.grad] + [p.grad for p in conv.parameters()]
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
