@@ -242,3 +242,10 @@ def test_config_rejects_bad_values() -> None:
         GATConfig(edge_dropout=1.0)
     with pytest.raises(ValueError):
         GATConfig(unknown=1)
+
+
+def test_init_std_draws_normal_id_embeddings(data: Path) -> None:
+    xavier = build(data, dim=64).embedding.detach()
+    normal = build(data, dim=64, init_std=0.1).embedding.detach()
+    assert abs(float(normal.std()) - 0.1) < 0.01
+    assert float(xavier.abs().max()) <= (6 / sum(xavier.shape)) ** 0.5  # Xavier uniform's bound
