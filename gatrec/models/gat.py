@@ -10,6 +10,7 @@ What makes it work (research log: the GAT report; every choice below was selecte
   ``attention_scale`` times smaller step for them. On ID embeddings attention overfits: at full rate within a
   few epochs, and at 0.1 with 4 layers (office valid NDCG@20 0.0549 against 0.0649 at 0.01 or uniform);
   GATv2 (0.0508) and the neighbour's log-degree as an edge feature (0.0510) overfit the same way.
+  Even at 0.01 it is at best neutral: uniform attention scores the same on office and better on beauty.
 * **Item-item graph (FREEDOM).** Item ID embeddings are also propagated over the kNN graph of the item
   features (written by ``gatrec embed``) by a GATConv of the same form, and added to the item output.
   Without features there is none by default (an item co-occurrence graph scored no better).
