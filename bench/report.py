@@ -98,8 +98,7 @@ def quality(d: dict[str, Any]) -> list[str]:
                   key=lambda r: (_dataset_rank(r["dataset"]), variant_order.index(r["variant"])))
     for r in rows:
         n = len(r["seeds"])
-        ratio = (f"{r['test_ndcg@20']['mean'] / lgcn[r['dataset']]:.2f}" if r["dataset"] in lgcn
-                 and "test_ndcg@20" in r else "–")
+        ratio = _ratio_to(lgcn, r)
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {','.join(map(str, r['seeds']))} | "
             f"{_ms(r.get('test_recall@20'), n=n)} | {_ms(r.get('test_ndcg@20'), n=n)} | "
@@ -146,6 +145,13 @@ def quality(d: dict[str, Any]) -> list[str]:
     return lines + _explored(explored, d.get("runs", {}), lgcn)
 
 
+def _ratio_to(lgcn: dict[str, float], r: dict[str, Any]) -> str:
+    """The row's mean test NDCG@20 over LightGCN's on the same dataset, or a dash."""
+    if r["dataset"] not in lgcn or "test_ndcg@20" not in r:
+        return "–"
+    return f"{r['test_ndcg@20']['mean'] / lgcn[r['dataset']]:.2f}"
+
+
 def _dataset_rank(name: str) -> tuple[int, str]:
     order = ("amazon-office-2014", "amazon-beauty-2014")
     return (order.index(name) if name in order else len(order), name)
@@ -172,8 +178,7 @@ def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, 
         params = first.get("config", {}).get("model_params", {})
         changed = ({k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
                    if first.get("model") == "gat" else params)
-        ratio = (f"{r['test_ndcg@20']['mean'] / lgcn[r['dataset']]:.2f}" if r["dataset"] in lgcn
-                 and "test_ndcg@20" in r else "–")
+        ratio = _ratio_to(lgcn, r)
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {','.join(map(str, r['seeds']))} | "
             f"{_ms(r.get('valid_ndcg@20'), n=n)} | {_ms(r.get('test_ndcg@20'), n=n)} | "

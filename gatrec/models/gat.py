@@ -155,7 +155,7 @@ class GAT(Recommender):
         self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
         # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
         self.register_buffer("edge_attr", None if ratings is None else ratings.view(-1, 1).to(dev)[perm], False)
-        self.register_buffer("degree", _degree(graph.edge_index[1], n), False)
+        self.register_buffer("degree", graph.degree.view(-1, 1), False)  # the full graph's, already counted
         # Each undirected edge once (user -> item), with FREEDOM's keep weight 1/sqrt(deg_u deg_i).
         upper = torch.nonzero(graph.edge_index[0] < graph.edge_index[1]).flatten()
         self.register_buffer("upper", upper, False)
