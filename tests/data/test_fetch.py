@@ -81,9 +81,11 @@ class DumpServer:
                 self.end_headers()
                 if fault == "drop":
                     payload = payload[: len(payload) // 2]
+                # Recorded before writing: the client may finish reading (and the test assert) before this
+                # thread runs another line after the write.
+                entry["status"], entry["sent"] = status, len(payload)
                 self.wfile.write(payload)
                 self.wfile.flush()
-                entry["status"], entry["sent"] = status, len(payload)
                 self.close_connection = True  # HTTP/1.0: closing short of Content-Length = a dropped transfer
 
         return Handler
