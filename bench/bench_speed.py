@@ -116,6 +116,9 @@ def part_a(ds: Any, threads: int) -> dict[str, Any]:
             out["gat"]["config"] = models.get("gat").Config().model_dump(mode="json")  # registry defaults
             out["gat_matched"] = timed(ours_epoch_fn(build("gat", ds, graph, {"dim": DIM, "n_layers": LAYERS}),
                                                      sampler))
+            # The same GAT with PyG's LeakyReLU slope: per-edge softmax, the path before node attention.
+            out["gat_edge_softmax"] = timed(ours_epoch_fn(build("gat", ds, graph, {"negative_slope": 0.2}),
+                                                          sampler))
             gat_cfg = models.get("gat").Config()
             out["lightgcn_gat_size"] = timed(ours_epoch_fn(
                 build("lightgcn", ds, graph, {"dim": gat_cfg.dim, "n_layers": gat_cfg.n_layers}), sampler))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gatrec.models.gat import GATConfig, attention_conv
-from gatrec.models.sparse_attention import EdgeCSR, attend, spmm
+from gatrec.models.sparse_attention import EdgeCSR, attend, is_node_attention, scaled_spmm, spmm
 
 
 def random_symmetric_graph(n: int, m: int, seed: int) -> torch.Tensor:
@@ -43,18 +43,31 @@ def test_spmm_matches_dense_in_values_and_gradients() -> None:
     torch.testing.assert_close(spmm(values, x, graph), dense @ x)
 
 
-@pytest.mark.parametrize("conv_kind", ["gat", "gatv2"])
+def test_scaled_spmm_matches_dense_in_values_and_gradients() -> None:
+    edges = random_symmetric_graph(25, 100, seed=6)
+    graph, _ = EdgeCSR.from_edges(edges, 25)
+    a, b = (torch.rand(25, dtype=torch.float64).add(0.1).requires_grad_() for _ in range(2))
+    x = torch.randn(25, 4, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda *t: scaled_spmm(*t, graph), (a, b, x))
+    adj = torch.zeros(25, 25, dtype=torch.float64).index_put((graph.edge_index[1], graph.edge_index[0]),
+                                                             torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(scaled_spmm(a, b, x, graph), a[:, None] * (adj @ (b[:, None] * x)))
+
+
+@pytest.mark.parametrize(("conv_kind", "slope"), [("gat", 0.2), ("gat", 1.0), ("gatv2", 0.2)])
 @pytest.mark.parametrize("heads", [1, 3])
 @pytest.mark.parametrize("with_edge_attr", [False, True])
 @pytest.mark.parametrize("with_degree", [False, True])
-def test_attend_equals_the_layers_forward(conv_kind: str, heads: int, with_edge_attr: bool,
+def test_attend_equals_the_layers_forward(conv_kind: str, slope: float, heads: int, with_edge_attr: bool,
                                           with_degree: bool) -> None:
+    """slope 1 without edge features takes the per-neighbour-weight path (``is_node_attention``)."""
     n, d = 40, 8
     edges = random_symmetric_graph(n, 200, seed=3)
     graph, perm = EdgeCSR.from_edges(edges, n)
     torch.manual_seed(0)
-    conv = attention_conv(GATConfig(dim=d, heads=heads, conv=conv_kind, attention_scale=1.0),
-                          edge_dim=1 if with_edge_attr else None)
+    conv = attention_conv(GATConfig(dim=d, heads=heads, conv=conv_kind, attention_scale=1.0,
+                                    negative_slope=slope), edge_dim=1 if with_edge_attr else None)
+    assert is_node_attention(conv, torch.ones(1) if with_edge_attr else None) == (slope == 1 and not with_edge_attr)
     with torch.no_grad():  # non-uniform attention, so the test sees it
         for p in conv.parameters():
             p.normal_()
@@ -66,12 +79,13 @@ def test_attend_equals_the_layers_forward(conv_kind: str, heads: int, with_edge_
         degree.clamp(min=1).rsqrt(), degree.clamp(min=1).sqrt())
     fast = attend(conv, x, graph, attr, degree)
     (fast * torch.arange(d)).sum().backward()
-    fast_grads = [x.grad.clone()] + [p.grad.clone() for p in conv.parameters()]
+    params = [p for p in conv.parameters() if p.requires_grad]  # slope 1 freezes att_dst: it cancels
+    fast_grads = [x.grad.clone()] + [p.grad.clone() for p in params]
     x.grad = None
     conv.zero_grad()
     slow = d_out * conv(d_in * x, graph.edge_index, attr)
     (slow * torch.arange(d)).sum().backward()
-    slow_grads = [x.grad] + [p.grad for p in conv.parameters()]
+    slow_grads = [x.grad] + [p.grad for p in params]
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
     for a, b in zip(fast_grads, slow_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
@@ -83,3 +97,43 @@ def test_attend_refuses_layers_it_does_not_reproduce() -> None:
     graph, _ = EdgeCSR.from_edges(random_symmetric_graph(10, 30, seed=4), 10)
     with pytest.raises(ValueError, match="Tile"):
         attend(GATConv(4, 4, add_self_loops=False), torch.randn(10, 4), graph)
+
+
+def test_node_attention_survives_extreme_logits_and_isolated_nodes() -> None:
+    """Logits far apart give no NaN (in values or gradients); a node without neighbours gets 0, as in GATConv."""
+    n, d = 6, 3
+    edges = torch.tensor([[0, 1, 1, 2, 3, 4], [1, 0, 2, 1, 4, 3]])  # node 5 isolated
+    graph, _ = EdgeCSR.from_edges(edges, n)
+    conv = attention_conv(GATConfig(dim=d, attention_scale=1.0))
+    with torch.no_grad():
+        conv.parametrizations.att_src.original.fill_(1.0)
+    x = torch.tensor([[0.0] * d, [0.0] * d, [100.0] * d, [-100.0] * d, [-100.0] * d, [1.0] * d],
+                     requires_grad=True)
+    out = attend(conv, x, graph)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(out[1], x[2].detach())  # node 1 attends (all but) only to the top neighbour
+    torch.testing.assert_close(out[3], x[4].detach())  # far below the top logit: still its only neighbour
+    assert torch.equal(out[5], torch.zeros(d))
+
+
+@pytest.mark.parametrize("slope", [0.2, 1.0])
+def test_detached_scores_change_only_the_embeddings_gradient(slope: float) -> None:
+    n, d = 30, 6
+    graph, _ = EdgeCSR.from_edges(random_symmetric_graph(n, 120, seed=5), n)
+    conv = attention_conv(GATConfig(dim=d, attention_scale=1.0, negative_slope=slope))
+    with torch.no_grad():
+        conv.parametrizations.att_src.original.normal_()
+    x = torch.randn(n, d, requires_grad=True)
+    degree = torch.randint(1, 5, (n, 1)).float()
+    runs = []
+    for detach in (False, True):
+        out = attend(conv, x, graph, degree=degree, detach_scores=detach)
+        (out * torch.arange(d)).sum().backward()
+        runs.append((out.detach(), x.grad.clone(), conv.parametrizations.att_src.original.grad.clone()))
+        x.grad = None
+        conv.zero_grad()
+    (out0, gx0, ga0), (out1, gx1, ga1) = runs
+    torch.testing.assert_close(out0, out1)
+    torch.testing.assert_close(ga0, ga1)  # the attention vector learns the same
+    assert not torch.allclose(gx0, gx1)  # the embeddings no longer learn through the logits
