@@ -13,7 +13,8 @@ What makes it work (research log: the GAT report; every choice below was selecte
   vectors learn from them. With gradients through the logits the embeddings co-adapt with the attention and
   validation stalls (amazon-beauty: ~0.060 from epoch ~90, against 0.0615 and rising when detached); at rate
   0.1 (office valid NDCG@20 0.0549 against 0.0649), with GATv2 (0.0508) or the neighbour's log-degree as an
-  edge feature (0.0510) attention overfits sooner still.
+  edge feature (0.0510) attention overfits sooner still. Even detached it is at best neutral: uniform
+  attention scores the same on office and better on beauty (BENCHMARKS.md).
 * **Item-item graph (FREEDOM).** Item ID embeddings are also propagated over the kNN graph of the item
   features (written by ``gatrec embed``) by a GATConv of the same form, and added to the item output.
   Without features there is none by default (an item co-occurrence graph scored no better).
