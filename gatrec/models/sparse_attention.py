@@ -152,14 +152,14 @@ def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR, edge_attr
         raise ValueError("attend() needs a Tile input map, averaged heads, no self-loops, bias or residual")
     heads = conv.heads
     inv_sqrt = None if degree is None else degree.clamp(min=1).rsqrt()
+    seen = x.detach() if detach_scores else x  # what the logits read
     if is_node_attention(conv, edge_attr):
-        return _node_attention(conv, x, graph, inv_sqrt, detach_scores)
+        return _node_attention(conv, x, seen, graph, inv_sqrt)
     if isinstance(conv, GATv2Conv):  # logits need x_i + x_j per edge: scale x itself
-        h = conv.lin_l(x if inv_sqrt is None else inv_sqrt * x).view(-1, heads, conv.out_channels)
-        h = h.detach() if detach_scores else h
+        h = conv.lin_l(seen if inv_sqrt is None else inv_sqrt * seen).view(-1, heads, conv.out_channels)
         alpha = conv.edge_updater(graph.edge_index, x=(h, h), edge_attr=edge_attr)
     else:  # <x_j, a_src> for every head by one matmul (PyG's mul + sum builds n × heads × d, twice)
-        scores = (x.detach() if detach_scores else x) @ torch.cat([conv.att_src[0], conv.att_dst[0]]).T
+        scores = seen @ torch.cat([conv.att_src[0], conv.att_dst[0]]).T
         if inv_sqrt is not None:
             scores = scores * inv_sqrt
         alpha = conv.edge_updater(graph.edge_index, alpha=(scores[:, :heads], scores[:, heads:]),
@@ -180,8 +180,8 @@ def is_node_attention(conv: GATConv | GATv2Conv, edge_attr: torch.Tensor | None 
             and (conv.dropout == 0 or not conv.training))
 
 
-def _node_attention(conv: GATConv, x: torch.Tensor, graph: EdgeCSR, inv_sqrt: torch.Tensor | None,
-                    detach_scores: bool) -> torch.Tensor:
+def _node_attention(conv: GATConv, x: torch.Tensor, seen: torch.Tensor, graph: EdgeCSR,
+                    inv_sqrt: torch.Tensor | None) -> torch.Tensor:
     """GATConv with a linear logit (``negative_slope=1``) and no edge features, by two constant-valued matmuls.
 
     The logit of edge j -> i is then ``<a_src, x_j> + <a_dst, x_i>``; the second term is the same for all of
@@ -189,9 +189,10 @@ def _node_attention(conv: GATConv, x: torch.Tensor, graph: EdgeCSR, inv_sqrt: to
     ``w = exp(x @ a_src)``: GAT's static attention (Brody et al., ICLR 2022: GATConv ranks neighbours the same
     for every query anyway), exactly. Then ``A @ x = (Adj @ (w * x)) / (Adj @ w)`` with Adj the 0/1 matrix,
     whose backward is one more matmul: no per-edge softmax and no SDDMM for the gradient of alpha (on
-    amazon-beauty, d=128, 1 thread, these were ~57 of the ~83 ms of a layer).
+    amazon-beauty, d=128, 1 thread, these were ~57 of the ~83 ms of a layer). ``seen``: the ``x`` the logits
+    read (detached or not).
     """
-    scores = (x.detach() if detach_scores else x) @ conv.att_src[0].T  # (n, heads)
+    scores = seen @ conv.att_src[0].T  # (n, heads)
     if inv_sqrt is not None:  # D^1/2 A D^-1/2 x: the logits too are those of D^-1/2 x, as the layer sees it
         scores = scores * inv_sqrt
     # One shift for all nodes (it cancels in each row's ratio), so w <= 1. Logits more than _SPREAD below the
@@ -203,5 +204,4 @@ def _node_attention(conv: GATConv, x: torch.Tensor, graph: EdgeCSR, inv_sqrt: to
     total = torch.where(total > 0, total, 1.0)  # no neighbours (edge dropout): output 0, as GATConv's
     col = w if inv_sqrt is None else w * inv_sqrt
     row = conv.heads * total if inv_sqrt is None else conv.heads * total * inv_sqrt
-    out = sum(scaled_spmm(1 / row[:, h], col[:, h], x, graph) for h in range(conv.heads))
-    return out  # type: ignore[return-value]
+    return sum(scaled_spmm(1 / row[:, h], col[:, h], x, graph) for h in range(conv.heads))  # type: ignore[return-value]
