@@ -9,7 +9,9 @@
 (c) Electronics size (synthetic preset, 192k users × 63k items × 1.69M interactions): one LightGCN epoch and
     one full evaluation, with peak RSS, in a child process so the peak memory is its own. Must fit in 24 GiB.
 
-Every timing is ``common.timed`` (median of 3 after 1 warm-up) at 1 thread and, for (a)/(b), also 2 threads.
+Training epochs of all models are timed together, interleaved (``common.timed_together``: median of 5 rounds
+after 1 warm-up), so load changes on this shared machine fall on every model alike; the rest is
+``common.timed`` (median of 3 after 1 warm-up). At 1 thread and, for (a)/(b), also 2 threads.
 
 Example::
 
@@ -33,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_quality import CACHE, prepared  # noqa: E402
-from common import RESULTS, peak_rss_gib, timed, write_result  # noqa: E402
+from common import RESULTS, peak_rss_gib, timed, timed_together, write_result  # noqa: E402
 
 BATCH = 8192
 DIM, LAYERS = 64, 3
@@ -42,7 +44,9 @@ EVAL_BATCH = 1024  # evaluate_embeddings' default
 
 def ours_epoch_fn(model: Any, sampler: Any) -> Any:
     """One training epoch exactly as ``gatrec.train.loop._fit`` runs it (no evaluation)."""
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    from gatrec.train.loop import adam
+
+    opt = adam(model.parameters(), 5e-3)
     counter = iter(range(1, 10**9))
 
     def run() -> None:
@@ -103,27 +107,29 @@ def part_a(ds: Any, threads: int) -> dict[str, Any]:
     out: dict[str, Any] = {"threads": threads, "batches_per_epoch": len(sampler),
                            "loadavg_1m_start": os.getloadavg()[0]}
     lg = build("lightgcn", ds, graph, {"dim": DIM, "n_layers": LAYERS})
-    print(f"[speed] threads={threads}: lightgcn, pyg, mf, gat, eval", file=sys.stderr, flush=True)
-    out["lightgcn"] = timed(ours_epoch_fn(lg, sampler))
-    out["pyg_lightgcn"] = timed(pyg_epoch_fn(ds.n_users, ds.n_items, tu, ti))
-    out["mf"] = timed(ours_epoch_fn(build("mf", ds, graph, {"dim": DIM}), sampler))
+    epochs = {"lightgcn": ours_epoch_fn(lg, sampler),
+              "pyg_lightgcn": pyg_epoch_fn(ds.n_users, ds.n_items, tu, ti),
+              "mf": ours_epoch_fn(build("mf", ds, graph, {"dim": DIM}), sampler)}
     if "gat" in models.names():
         # Two comparisons: each model at its defaults (GAT dim 128, 2 attention layers + item-item layer vs
         # LightGCN dim 64, 3 layers), and at matched capacity (the GAT at LightGCN's dim and depth; and
         # LightGCN at the GAT's dim and depth).
         try:
-            out["gat"] = timed(ours_epoch_fn(build("gat", ds, graph), sampler))
-            out["gat"]["config"] = models.get("gat").Config().model_dump(mode="json")  # registry defaults
-            out["gat_matched"] = timed(ours_epoch_fn(build("gat", ds, graph, {"dim": DIM, "n_layers": LAYERS}),
-                                                     sampler))
-            # The same GAT with PyG's LeakyReLU slope: per-edge softmax, the path before node attention.
-            out["gat_edge_softmax"] = timed(ours_epoch_fn(build("gat", ds, graph, {"negative_slope": 0.2}),
-                                                          sampler))
             gat_cfg = models.get("gat").Config()
-            out["lightgcn_gat_size"] = timed(ours_epoch_fn(
-                build("lightgcn", ds, graph, {"dim": gat_cfg.dim, "n_layers": gat_cfg.n_layers}), sampler))
+            epochs.update({
+                "gat": ours_epoch_fn(build("gat", ds, graph), sampler),
+                "gat_matched": ours_epoch_fn(build("gat", ds, graph, {"dim": DIM, "n_layers": LAYERS}), sampler),
+                # The same GAT with PyG's LeakyReLU slope: per-edge softmax, the path before node attention.
+                "gat_edge_softmax": ours_epoch_fn(build("gat", ds, graph, {"negative_slope": 0.2}), sampler),
+                "lightgcn_gat_size": ours_epoch_fn(
+                    build("lightgcn", ds, graph, {"dim": gat_cfg.dim, "n_layers": gat_cfg.n_layers}), sampler)})
         except Exception as exc:  # noqa: BLE001 - record why the GAT could not be timed, keep the rest
             out["gat"] = {"error": f"{type(exc).__name__}: {exc}"}
+    print(f"[speed] threads={threads}: {', '.join(epochs)} (interleaved), eval", file=sys.stderr, flush=True)
+    out["timing"] = "interleaved rounds (common.timed_together): median of 5 epochs per model after 1 warm-up"
+    out.update(timed_together(epochs))
+    if "gat" in out and "median_s" in out["gat"]:
+        out["gat"]["config"] = models.get("gat").Config().model_dump(mode="json")  # registry defaults
     ours, peer = out["lightgcn"]["median_s"], out["pyg_lightgcn"]["median_s"]
     out["ratio_ours_over_pyg"] = ours / peer
     if "median_s" in out.get("gat", {}):
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                   "electronics_peak_rss_gib_max": 24},
         "by_threads": {},
     }
-    for t in (int(x) for x in args.threads.split(",")):
+    for t in (int(x) for x in args.threads.split(",") if x):  # --threads "" times the Electronics part alone
         payload["by_threads"][str(t)] = part_a(ds, t)
     if not args.skip_electronics:
         payload["electronics"] = part_c(args.electronics_threads, args.electronics_timeout)

@@ -210,6 +210,11 @@ def _gat_speed_rows(t: str, r: dict[str, Any], goal: float) -> list[str]:
             f"{_met(a['median_s'] / b['median_s'] <= goal)} |" for name, a, b in pairs if a and b]
 
 
+def _timing(d: dict[str, Any]) -> str:
+    timing = next((r.get("timing") for r in d.get("by_threads", {}).values()), None)
+    return timing or "median of 3 epochs after 1 warm-up, one model after the other"
+
+
 def speed(d: dict[str, Any]) -> list[str]:
     g = d.get("goals", {})
     lines = [
@@ -218,8 +223,8 @@ def speed(d: dict[str, Any]) -> list[str]:
         f"What: seconds per training epoch (training only, no evaluation) on {d.get('dataset')} "
         f"({d.get('n_users')} users, {d.get('n_items')} items, {d.get('n_train')} train interactions), batch "
         f"{d.get('batch_size')}, dim {d.get('dim')}, {d.get('n_layers')} layers, Adam. Peer: {d.get('peer')}, "
-        "same batch size and number of batches, timed in the same run. How: `bench/bench_speed.py`, median of 3 "
-        "epochs after 1 warm-up, at 1 and 2 torch threads. Goals: ours/PyG ≤ "
+        "same batch size and number of batches, timed in the same run. How: `bench/bench_speed.py`, "
+        f"{_timing(d)}, at 1 and 2 torch threads. Goals: ours/PyG ≤ "
         f"{g.get('ours_over_pyg_max')}, GAT/LightGCN ≤ {g.get('gat_over_lightgcn_max')}.",
         "",
         machine_line(d.get("machine"), d),

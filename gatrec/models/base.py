@@ -6,6 +6,7 @@ model code: a model only has to produce its final embeddings.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,6 +16,8 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel
+
+from gatrec.models.sparse import EdgeCSR, RowBlock, block_spmm, dense, index_dtype
 
 if TYPE_CHECKING:
     from gatrec.data.dataset import Dataset
@@ -31,11 +34,11 @@ class _SymmetricSpmm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        return adj @ x
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
-        return None, torch.sparse.mm(ctx.adj, grad)
+        return None, ctx.adj @ dense(grad)
 
 
 @dataclass
@@ -91,8 +94,8 @@ class TrainGraph:
         coo = adj.tocoo()
         weight = dinv[coo.row] * dinv[coo.col]
         n = n_users + n_items
-        crow = torch.from_numpy(adj.indptr.astype(np.int64))
-        col = torch.from_numpy(adj.indices.astype(np.int64))
+        crow = torch.from_numpy(adj.indptr).to(index_dtype(adj.nnz))
+        col = torch.from_numpy(adj.indices).to(index_dtype(adj.nnz))
         w = torch.from_numpy(weight.astype(np.float32))
         with warnings.catch_warnings():  # "sparse CSR support is in beta": it is what we rely on, knowingly
             warnings.simplefilter("ignore", UserWarning)
@@ -101,19 +104,68 @@ class TrainGraph:
         return cls(n_users=n_users, n_items=n_items, edge_index=edge_index, edge_weight=w.to(device),
                    norm_adj=norm_adj, degree=torch.from_numpy(deg.astype(np.float32)).to(device))
 
+    @functools.cached_property
+    def _blocks(self) -> tuple[EdgeCSR, torch.Tensor, RowBlock]:
+        csr, perm = EdgeCSR.from_edges(self.edge_index, self.n_nodes)
+        weights = self.edge_weight[perm]
+        return csr, weights, csr.block(None, weights)
+
     def propagate(self, x: torch.Tensor) -> torch.Tensor:
         """One step of symmetric-normalised neighbourhood aggregation: ``norm_adj @ x`` (differentiable)."""
         return _SymmetricSpmm.apply(self.norm_adj, x)
 
+    def propagate_gather(self, x: torch.Tensor, gather: torch.Tensor,
+                         rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(norm_adj @ x, x[gather])``, or ``norm_adj[rows] @ x`` (from those rows' edges alone) when ``rows``
+        (sorted distinct node ids) is given; ``x[gather]``'s gradient is added into ``x``'s in place."""
+        csr, weights, full = self._blocks
+        return block_spmm(x, full if rows is None else csr.block(rows, weights), gather=gather)
 
-def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
-    """Mean of -log sigmoid(pos - neg), computed stably."""
-    return F.softplus(neg_scores - pos_scores).mean()
+
+@dataclass(frozen=True)
+class BatchRows:
+    """A batch of (user, positive, negative) triples as node rows of the user-then-item table.
+
+    ``rows``: the distinct node ids, sorted; ``index`` (3, B): where each triple's user, positive and negative
+    are in ``rows``; ``counts``: how often each row occurs in the batch. A step needs the model's output at
+    these rows only (so a graph model can run its last layer there), and one gather of them instead of
+    three: each gather's backward writes a zeroed (nodes × dim) gradient, which costs more than the
+    gather itself.
+    """
+
+    rows: torch.Tensor
+    index: torch.Tensor
+    counts: torch.Tensor
+
+    @classmethod
+    def of(cls, n_users: int, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> BatchRows:
+        nodes = torch.cat([users, pos + n_users, neg + n_users])
+        rows, inverse, counts = torch.unique(nodes, return_inverse=True, return_counts=True)
+        return cls(rows, inverse.view(3, -1), counts)
 
 
-def l2_reg(*ego: torch.Tensor) -> torch.Tensor:
-    """LightGCN's regulariser: half the squared L2 norm of the batch's ego (layer-0) embeddings, per triple."""
-    return sum(e.pow(2).sum() for e in ego) / (2 * ego[0].shape[0])  # type: ignore[return-value]
+def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[rows]`` of a parameter ``x`` that also gets a dense gradient elsewhere in the step: this gradient is
+    sparse, and autograd adds it into the dense one, where indexing's backward writes a zeroed (n, d) tensor
+    and then one more sum. (Not for computed tensors: the op that made one may not take a sparse gradient;
+    nor as the only use of a parameter: Adam takes no sparse gradient.)"""
+    return F.embedding(rows, x, sparse=True)
+
+
+def triple_loss(final: torch.Tensor, ego: torch.Tensor, batch: BatchRows, reg_weight: float,
+                kind: str = "bpr") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of a batch from the model's final (``final``) and layer-0 (``ego``) representations
+    at ``batch.rows``: BPR (or binary cross-entropy on the positive and the negative) plus LightGCN's
+    regulariser, half the squared L2 norm of the triples' ego embeddings per triple."""
+    u, p, n = final.index_select(0, batch.index.view(-1)).view(3, -1, final.shape[1])
+    pos_s, neg_s = (u * p).sum(-1), (u * n).sum(-1)
+    if kind == "bpr":
+        main = F.softplus(neg_s - pos_s).mean()  # -log sigmoid(pos - neg), stably
+    else:  # binary cross-entropy: the positive labelled 1, the sampled negative 0
+        main = F.softplus(-pos_s).mean() + F.softplus(neg_s).mean()
+    # sum over the 3B triple members of |e|^2 / 2B, each distinct row counted as often as it occurs
+    reg = reg_weight * (batch.counts * ego.pow(2).sum(1)).sum() / (2 * batch.index.shape[1])
+    return main + reg, {kind: main.detach(), "reg": reg.detach()}
 
 
 # lr and batch size with the best valid NDCG@20 for MF, LightGCN and the GAT on amazon-office

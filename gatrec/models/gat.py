@@ -43,8 +43,16 @@ from torch_geometric.nn import GATConv, GATv2Conv
 
 from gatrec import log as glog
 from gatrec.errors import DataError
-from gatrec.models.base import TUNED_BPR_TRAINING, Recommender, TrainGraph, bpr_loss, l2_reg
-from gatrec.models.sparse_attention import EdgeCSR, Tile, attend, spmm
+from gatrec.models.base import (
+    TUNED_BPR_TRAINING,
+    BatchRows,
+    Recommender,
+    TrainGraph,
+    gather_rows,
+    triple_loss,
+)
+from gatrec.models.sparse import EdgeCSR, spmm
+from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
 
 if TYPE_CHECKING:
     from gatrec.data.dataset import Dataset
@@ -246,27 +254,42 @@ class GAT(Recommender):
         out = out / (len(self.convs) + 1)
         users, items = out[: self.n_users], out[self.n_users:]
         if self.knn_graph is not None:
-            h = self.embedding[self.n_users:]
-            if self.knn_conv is not None:
-                h = attend(self.knn_conv, h, self.knn_graph, degree=self.knn_degree,
-                           detach_scores=self.config.attention_detach)
-            else:
-                h = spmm(self.knn_weights, h, self.knn_graph)
-            items = items + self.config.knn_weight * h
+            items = items + self.config.knn_weight * self._knn(None)
         return users, items
+
+    def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final representations at ``rows`` (sorted distinct node ids) and ``embedding[rows]``, computed
+        for those rows: the last layer runs at them alone, and each layer's input is gathered there with it."""
+        x = self.ego()
+        graph, edge_attr, degree = self._edges()
+        at_rows = []
+        for depth, conv in enumerate(self.convs, 1):
+            last = depth == len(self.convs)
+            x, x_in = attend_and_gather(conv, x, graph, edge_attr, degree, self.config.attention_detach,
+                                        rows if last else None, gather=rows)
+            at_rows.append(x_in)
+        at_rows.append(x if self.convs else x.index_select(0, rows))
+        out = at_rows[0] if len(at_rows) == 1 else sum(at_rows) / len(at_rows)
+        # layer 0 is the embedding, or it and the features: then ego() passes the embedding a dense gradient
+        ego = at_rows[0] if self.proj is None else gather_rows(self.embedding, rows)
+        if self.knn_graph is not None:
+            n_u = int(torch.searchsorted(rows, self.n_users))
+            out = torch.cat([out[:n_u], out[n_u:] + self.config.knn_weight * self._knn(rows[n_u:] - self.n_users)])
+        return out, ego  # type: ignore[return-value]
+
+    def _knn(self, item_rows: torch.Tensor | None) -> torch.Tensor:
+        """Item ID embeddings propagated over the item-item graph (at ``item_rows`` when given)."""
+        h = self.embedding[self.n_users:]
+        if self.knn_conv is not None:
+            return attend(self.knn_conv, h, self.knn_graph, degree=self.knn_degree,  # type: ignore[arg-type]
+                          detach_scores=self.config.attention_detach, rows=item_rows)
+        h = spmm(self.knn_weights, h, self.knn_graph)  # type: ignore[arg-type]
+        return h if item_rows is None else h.index_select(0, item_rows)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor,
              neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        u_all, i_all = self.propagate()  # one full propagation per batch, as LightGCN
-        u, p, n = u_all[users], i_all[pos], i_all[neg]
-        pos_s, neg_s = (u * p).sum(-1), (u * n).sum(-1)
-        if self.config.loss == "bpr":
-            main = bpr_loss(pos_s, neg_s)
-        else:  # binary cross-entropy: the positive labelled 1, the sampled negative 0
-            main = F.softplus(-pos_s).mean() + F.softplus(neg_s).mean()
-        e = self.embedding
-        reg = self.config.reg_weight * l2_reg(e[users], e[self.n_users + pos], e[self.n_users + neg])
-        return main + reg, {self.config.loss: main.detach(), "reg": reg.detach()}
+        batch = BatchRows.of(self.n_users, users, pos, neg)  # one propagation per batch, as LightGCN
+        return triple_loss(*self.propagate_rows(batch.rows), batch, self.config.reg_weight, self.config.loss)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.propagate()

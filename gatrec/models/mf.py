@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatrec.models.base import TUNED_BPR_TRAINING, Recommender, TrainGraph, bpr_loss, l2_reg
+from gatrec.models.base import TUNED_BPR_TRAINING, BatchRows, Recommender, TrainGraph, triple_loss
 
 
 class MFConfig(BaseModel):
@@ -30,12 +30,9 @@ class MF(Recommender):
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor,
              neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        u = self.embedding[users]
-        p = self.embedding[pos + self.n_users]
-        n = self.embedding[neg + self.n_users]
-        bpr = bpr_loss((u * p).sum(1), (u * n).sum(1))
-        reg = self.config.reg_weight * l2_reg(u, p, n)
-        return bpr + reg, {"bpr": bpr.detach(), "reg": reg.detach()}
+        batch = BatchRows.of(self.n_users, users, pos, neg)
+        e = self.embedding[batch.rows]
+        return triple_loss(e, e, batch, self.config.reg_weight)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embedding[: self.n_users], self.embedding[self.n_users:]

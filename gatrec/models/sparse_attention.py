@@ -10,18 +10,17 @@ matrix and ``torch.sparse.sampled_addmm`` for the gradient of ``alpha`` (an SDDM
 With a linear logit (``negative_slope=1``, gatrec's default) and no edge features, GATConv's attention is
 exactly a weight per neighbour, and ``_node_attention`` needs no per-edge work at all: two matmuls with the
 0/1 matrix, the weights folded in as row and column scalings (a GAT epoch on amazon-beauty at 1 thread:
-2.95 s against 3.63 s by the per-edge softmax; BENCHMARKS.md).
+1.77 s against 2.94 s by the per-edge softmax; BENCHMARKS.md).
 ``tests/models/test_sparse_attention.py`` checks outputs and gradients against the layer's ``forward``.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from torch_geometric.nn import GATConv, GATv2Conv
+
+from gatrec.models.sparse import EdgeCSR, block_spmm, spmm
 
 
 class Tile(nn.Module):
@@ -38,103 +37,17 @@ class Tile(nn.Module):
         pass
 
 
-@dataclass(frozen=True)
-class EdgeCSR:
-    """A graph with symmetric structure, its edges in CSR order (rows = targets, sorted by row then column).
-
-    ``edge_index`` is the PyG view of the same edges (``[source=col, target=row]``), so per-edge tensors from
-    PyG (attention) line up with the CSR values; ``reverse[e]`` is the position of edge e's reverse edge,
-    which gives the transposed matrix without re-sorting.
-    """
-
-    crow: torch.Tensor
-    col: torch.Tensor
-    reverse: torch.Tensor
-    edge_index: torch.Tensor
-    n: int
-
-    @classmethod
-    def from_edges(cls, edge_index: torch.Tensor, n: int) -> tuple[EdgeCSR, torch.Tensor]:
-        """Sort ``edge_index`` (2, E) into CSR order; returns the graph and the permutation applied (so
-        per-edge attributes can follow). Raises ValueError unless every edge's reverse is present."""
-        row, col = edge_index[1], edge_index[0]  # aggregate at the PyG target
-        key = row * n + col
-        key, perm = torch.sort(key)
-        row, col = row[perm], col[perm]
-        reverse = torch.searchsorted(key, col * n + row)
-        if key.numel() and (reverse.max() >= key.numel() or not torch.equal(key[reverse], col * n + row)):
-            raise ValueError("the graph must contain the reverse of every edge (symmetric structure)")
-        crow = torch.zeros(n + 1, dtype=torch.long, device=key.device)
-        crow[1:] = torch.cumsum(torch.bincount(row, minlength=n), 0)
-        return cls(crow, col, reverse, torch.stack([col, row]), n), perm
-
-    def matrix(self, values: torch.Tensor) -> torch.Tensor:
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": relied upon knowingly
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(self.crow, self.col, values, (self.n, self.n), check_invariants=False)
-
-
-class _ValuedSpmm(torch.autograd.Function):
-    """``csr(values) @ x`` differentiable in both ``values`` and ``x``."""
-
-    @staticmethod
-    def forward(ctx, values: torch.Tensor, x: torch.Tensor, graph: EdgeCSR) -> torch.Tensor:  # type: ignore[override]
-        ctx.graph = graph
-        ctx.save_for_backward(values, x)
-        return torch.sparse.mm(graph.matrix(values), x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:  # type: ignore[override]
-        values, x = ctx.saved_tensors
-        graph: EdgeCSR = ctx.graph
-        grad_values = grad_x = None
-        if ctx.needs_input_grad[0]:  # d/d a_rc of sum_r <g_r, sum_c a_rc x_c> = <g_r, x_c>, at the edges only
-            pattern = graph.matrix(values.detach())
-            grad_values = torch.sparse.sampled_addmm(pattern, grad, x.T, beta=0.0).values()
-        if ctx.needs_input_grad[1]:
-            grad_x = torch.sparse.mm(graph.matrix(values[graph.reverse]), grad)
-        return grad_values, grad_x, None
-
-
-def spmm(values: torch.Tensor, x: torch.Tensor, graph: EdgeCSR) -> torch.Tensor:
-    """``out[r] = sum_c values[(r, c)] * x[c]`` over the edges of ``graph`` (values in CSR order)."""
-    return _ValuedSpmm.apply(values.contiguous(), x.contiguous(), graph)
-
-
-class _ScaledSpmm(torch.autograd.Function):
-    """``diag(a) @ Adj @ diag(b) @ x`` for the 0/1 matrix Adj of a graph, differentiable in ``a``, ``b``, ``x``.
-
-    One sparse matmul each way, with the scalings folded into the E edge values (a_r b_c), and the gradients
-    of ``a`` and ``b`` read off the two products (``a_r <g_r, out_r / a_r>``): no n × d scaling passes,
-    which cost as much as the matmul itself on amazon-beauty. Needs ``a, b > 0``.
-    """
-
-    @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, graph: EdgeCSR) -> torch.Tensor:  # type: ignore[override]
-        src, dst = graph.edge_index
-        values = a[dst] * b[src]
-        out = torch.sparse.mm(graph.matrix(values), x)
-        ctx.graph = graph
-        ctx.save_for_backward(a, b, x, values, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:  # type: ignore[override]
-        a, b, x, values, out = ctx.saved_tensors
-        graph: EdgeCSR = ctx.graph
-        grad_x = torch.sparse.mm(graph.matrix(values[graph.reverse]), grad)  # M^T g = diag(b) Adj diag(a) g
-        grad_a = torch.linalg.vecdot(grad, out) / a  # <g_r, (Adj diag(b) x)_r>
-        grad_b = torch.linalg.vecdot(grad_x, x) / b  # <x_c, (Adj diag(a) g)_c>
-        return grad_a, grad_b, grad_x, None
-
-
-def scaled_spmm(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, graph: EdgeCSR) -> torch.Tensor:
-    """``out[r] = a[r] * sum_{c in N(r)} b[c] * x[c]``; ``a`` and ``b`` are positive (n,) vectors."""
-    return _ScaledSpmm.apply(a.contiguous(), b.contiguous(), x.contiguous(), graph)
-
-
 def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR, edge_attr: torch.Tensor | None = None,
-           degree: torch.Tensor | None = None, detach_scores: bool = False) -> torch.Tensor:
+           degree: torch.Tensor | None = None, detach_scores: bool = False,
+           rows: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv(x, graph.edge_index, edge_attr)`` (at ``rows``): ``attend_and_gather`` without the gather."""
+    return attend_and_gather(conv, x, graph, edge_attr, degree, detach_scores, rows)[0]
+
+
+def attend_and_gather(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR,
+                      edge_attr: torch.Tensor | None = None, degree: torch.Tensor | None = None,
+                      detach_scores: bool = False, rows: torch.Tensor | None = None,
+                      gather: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``conv(x, graph.edge_index, edge_attr)`` for the layers gatrec builds, computed with ``spmm``.
 
     Requires what ``gatrec.models.gat.attention_conv`` sets up: every head sees the same input (a ``Tile``
@@ -144,7 +57,9 @@ def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR, edge_attr
     With ``degree`` (n, 1) it returns ``D^1/2 conv(D^-1/2 x)`` (D = diag(degree)), the scaling folded into
     the E edge values instead of two n × d products (forward and backward: ~20 % of a step on beauty).
     ``detach_scores``: the logits see ``x`` without passing gradients to it (only the attention vectors learn
-    from them); the output is the same.
+    from them); the output is the same. ``rows`` (sorted distinct node ids): the output at those rows only,
+    (len(rows), d), which the node-attention path computes from those rows' edges alone. Also returns
+    ``x[gather]`` (empty when None), whose gradient the node-attention path adds into ``x``'s in place.
     """
     lin = conv.lin_l if isinstance(conv, GATv2Conv) else conv.lin
     if (not isinstance(lin, Tile) or conv.concat or conv.add_self_loops or conv.bias is not None
@@ -154,7 +69,7 @@ def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR, edge_attr
     inv_sqrt = None if degree is None else degree.clamp(min=1).rsqrt()
     seen = x.detach() if detach_scores else x  # what the logits read
     if is_node_attention(conv, edge_attr):
-        return _node_attention(conv, x, seen, graph, inv_sqrt)
+        return _node_attention(conv, x, seen, graph, inv_sqrt, rows, gather)
     if isinstance(conv, GATv2Conv):  # logits need x_i + x_j per edge: scale x itself
         h = conv.lin_l(seen if inv_sqrt is None else inv_sqrt * seen).view(-1, heads, conv.out_channels)
         alpha = conv.edge_updater(graph.edge_index, x=(h, h), edge_attr=edge_attr)
@@ -168,7 +83,8 @@ def attend(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR, edge_attr
     if inv_sqrt is not None:  # (D^1/2 A D^-1/2)_rc = a_rc sqrt(d_r / d_c)
         src, dst = graph.edge_index
         values = values * (inv_sqrt[src] / inv_sqrt[dst]).squeeze(1)
-    return spmm(values, x, graph)
+    out = spmm(values, x, graph)
+    return (out if rows is None else out[rows]), (x[:0] if gather is None else x[gather])
 
 
 _SPREAD = 40.0
@@ -181,7 +97,8 @@ def is_node_attention(conv: GATConv | GATv2Conv, edge_attr: torch.Tensor | None 
 
 
 def _node_attention(conv: GATConv, x: torch.Tensor, seen: torch.Tensor, graph: EdgeCSR,
-                    inv_sqrt: torch.Tensor | None) -> torch.Tensor:
+                    inv_sqrt: torch.Tensor | None, rows: torch.Tensor | None,
+                    gather: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """GATConv with a linear logit (``negative_slope=1``) and no edge features, by two constant-valued matmuls.
 
     The logit of edge j -> i is then ``<a_src, x_j> + <a_dst, x_i>``; the second term is the same for all of
@@ -199,9 +116,14 @@ def _node_attention(conv: GATConv, x: torch.Tensor, seen: torch.Tensor, graph: E
     # top one count as _SPREAD below: exact while a neighbourhood's logits lie within e^40 of the graph's top,
     # and a row's sum stays far from float32 underflow (whose 0/0 would be NaN, also in the gradient).
     w = torch.exp((scores - scores.max().detach()).clamp(min=-_SPREAD))
-    ones = torch.ones_like(graph.col, dtype=x.dtype)
-    total = spmm(ones, w, graph)  # (n, heads): sum of w over N(i)
+    block = graph.block(rows)
+    total = block_spmm(w, block)[0]  # (r, heads): sum of w over N(i)
     total = torch.where(total > 0, total, 1.0)  # no neighbours (edge dropout): output 0, as GATConv's
     col = w if inv_sqrt is None else w * inv_sqrt
-    row = conv.heads * total if inv_sqrt is None else conv.heads * total * inv_sqrt
-    return sum(scaled_spmm(1 / row[:, h], col[:, h], x, graph) for h in range(conv.heads))  # type: ignore[return-value]
+    row = conv.heads * total
+    if inv_sqrt is not None:
+        row = row * (inv_sqrt if rows is None else inv_sqrt.index_select(0, rows))
+    out, gathered = block_spmm(x, block, 1 / row[:, 0], col[:, 0].contiguous(), gather)
+    for h in range(1, conv.heads):  # (not sum(): its start, 0 + out, would write one more n × d tensor)
+        out = out + block_spmm(x, block, 1 / row[:, h], col[:, h].contiguous())[0]
+    return out, gathered

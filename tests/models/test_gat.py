@@ -25,6 +25,7 @@ from gatrec.models.lightgcn import LightGCN, LightGCNConfig
 from gatrec.train import checkpoint
 from gatrec.train.config import TrainConfig
 from gatrec.train.loop import train
+from tests.models.test_recommenders import assert_loss_matches_reference
 
 N_CLUSTERS = 4
 
@@ -126,6 +127,19 @@ def test_forward_backward_reaches_embeddings_features_and_attention(data_with_te
     # (negative_slope 1), so only a_src matters (a_dst cancels in the softmax and stays frozen at 0).
     assert len(att) == 2 + 1
     assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in att)
+
+
+@pytest.mark.parametrize("params", [{"features": "text", "knn_k": 5}, {"features": "text", "knn_attention": False},
+                                    {"loss": "bce", "n_layers": 3, "heads": 2}, {"negative_slope": 0.2},
+                                    {"n_layers": 0, "features": "text"}])
+def test_loss_at_the_batch_rows_equals_the_full_computation(data_with_text: Path, params: dict) -> None:
+    model = build(data_with_text, dim=8, feature_gate=False, **params)
+    with torch.no_grad():  # non-uniform attention
+        for a in model.attention_parameters():
+            a.normal_()
+    model.eval()  # the same graph for both (no edge dropout)
+    batch = torch.tensor([0, 1, 2, 2, 5]), torch.tensor([3, 4, 5, 3, 9]), torch.tensor([6, 7, 8, 4, 3])
+    assert_loss_matches_reference(model, batch, model.config.reg_weight, model.config.loss)
 
 
 def test_starts_as_lightgcn_and_attention_changes_the_output(data: Path) -> None:

@@ -6,52 +6,9 @@ import pytest
 import torch
 
 from gatrec.models.gat import GATConfig, attention_conv
-from gatrec.models.sparse_attention import EdgeCSR, attend, is_node_attention, scaled_spmm, spmm
-
-
-def random_symmetric_graph(n: int, m: int, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    src, dst = torch.randint(0, n, (2, m), generator=g)
-    keep = src != dst
-    edges = torch.stack([src[keep], dst[keep]])
-    edges = torch.unique(torch.cat([edges, edges.flip(0)], dim=1), dim=1)
-    return edges[:, torch.randperm(edges.shape[1], generator=g)]  # any order in, CSR order inside
-
-
-def test_from_edges_sorts_and_finds_reverse_edges() -> None:
-    edges = random_symmetric_graph(30, 120, seed=1)
-    graph, perm = EdgeCSR.from_edges(edges, 30)
-    assert torch.equal(graph.edge_index, edges[:, perm])
-    src, dst = graph.edge_index
-    assert torch.equal(src[graph.reverse], dst) and torch.equal(dst[graph.reverse], src)
-    assert torch.equal(graph.crow.diff(), torch.bincount(dst, minlength=30))
-
-
-def test_from_edges_rejects_a_one_way_edge() -> None:
-    with pytest.raises(ValueError, match="reverse"):
-        EdgeCSR.from_edges(torch.tensor([[0, 1, 2], [1, 0, 0]]), 3)
-
-
-def test_spmm_matches_dense_in_values_and_gradients() -> None:
-    edges = random_symmetric_graph(25, 100, seed=2)
-    graph, _ = EdgeCSR.from_edges(edges, 25)
-    values = torch.rand(edges.shape[1], dtype=torch.float64, requires_grad=True)
-    x = torch.randn(25, 4, dtype=torch.float64, requires_grad=True)
-    torch.autograd.gradcheck(lambda v, h: spmm(v, h, graph), (values, x))
-    dense = torch.zeros(25, 25, dtype=torch.float64).index_put((graph.edge_index[1], graph.edge_index[0]),
-                                                               values.detach())
-    torch.testing.assert_close(spmm(values, x, graph), dense @ x)
-
-
-def test_scaled_spmm_matches_dense_in_values_and_gradients() -> None:
-    edges = random_symmetric_graph(25, 100, seed=6)
-    graph, _ = EdgeCSR.from_edges(edges, 25)
-    a, b = (torch.rand(25, dtype=torch.float64).add(0.1).requires_grad_() for _ in range(2))
-    x = torch.randn(25, 4, dtype=torch.float64, requires_grad=True)
-    torch.autograd.gradcheck(lambda *t: scaled_spmm(*t, graph), (a, b, x))
-    adj = torch.zeros(25, 25, dtype=torch.float64).index_put((graph.edge_index[1], graph.edge_index[0]),
-                                                             torch.tensor(1.0, dtype=torch.float64))
-    torch.testing.assert_close(scaled_spmm(a, b, x, graph), a[:, None] * (adj @ (b[:, None] * x)))
+from gatrec.models.sparse import EdgeCSR
+from gatrec.models.sparse_attention import attend, attend_and_gather, is_node_attention
+from tests.models.test_sparse import random_symmetric_graph
 
 
 @pytest.mark.parametrize(("conv_kind", "slope"), [("gat", 0.2), ("gat", 1.0), ("gatv2", 0.2)])
@@ -137,3 +94,29 @@ def test_detached_scores_change_only_the_embeddings_gradient(slope: float) -> No
     torch.testing.assert_close(out0, out1)
     torch.testing.assert_close(ga0, ga1)  # the attention vector learns the same
     assert not torch.allclose(gx0, gx1)  # the embeddings no longer learn through the logits
+
+
+@pytest.mark.parametrize(("slope", "heads"), [(1.0, 1), (1.0, 2), (0.2, 1)])
+def test_attend_at_rows_equals_the_full_layer_at_those_rows(slope: float, heads: int) -> None:
+    """Values and gradients (of x and of the attention vectors) as by indexing the full layer's output."""
+    n, d = 40, 5
+    graph, _ = EdgeCSR.from_edges(random_symmetric_graph(n, 160, seed=8), n)
+    conv = attention_conv(GATConfig(dim=d, heads=heads, attention_scale=1.0, negative_slope=slope))
+    with torch.no_grad():
+        conv.parametrizations.att_src.original.normal_()
+    x = torch.randn(n, d, requires_grad=True)
+    degree = torch.randint(1, 5, (n, 1)).float()
+    rows = torch.tensor([1, 2, 7, 20, 39])
+    weight = torch.randn(len(rows), d)
+    runs = []
+    for restricted in (False, True):
+        if restricted:
+            out, gathered = attend_and_gather(conv, x, graph, degree=degree, rows=rows, gather=rows)
+        else:
+            out, gathered = attend(conv, x, graph, degree=degree)[rows], x[rows]
+        ((out + gathered.pow(2)) * weight).sum().backward()
+        runs.append((out.detach(), gathered.detach(), x.grad.clone(), conv.parametrizations.att_src.original.grad.clone()))
+        x.grad = None
+        conv.zero_grad()
+    for full, part in zip(*runs, strict=True):
+        torch.testing.assert_close(part, full)
