@@ -63,7 +63,7 @@ def timed(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> dict[str, 
     return {"median_s": statistics.median(times), "min_s": min(times), "runs": repeat}
 
 
-def timed_together(fns: dict[str, Callable[[], Any]], repeat: int = 5, warmup: int = 1) -> dict[str, dict[str, float]]:
+def timed_together(fns: dict[str, Callable[[], Any]], repeat: int = 7, warmup: int = 1) -> dict[str, dict[str, float]]:
     """``timed`` for several functions, interleaved: every round runs each function once (the order rotating
     between rounds), so a change in the load of this shared machine falls on all of them alike instead of on
     whichever ran during it."""
@@ -72,12 +72,15 @@ def timed_together(fns: dict[str, Callable[[], Any]], repeat: int = 5, warmup: i
         for name in names:
             fns[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for i in range(repeat):
         for name in names[i % len(names):] + names[: i % len(names)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fns[name]()
             times[name].append(time.perf_counter() - t0)
-    return {name: {"median_s": statistics.median(t), "min_s": min(t), "runs": repeat} for name, t in times.items()}
+            cpu[name].append(time.process_time() - c0)  # all threads' CPU time: less hit by waiting for a core
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "runs": repeat,
+                   "cpu_median_s": statistics.median(cpu[name])} for name, t in times.items()}
 
 
 def write_result(name: str, payload: dict[str, Any]) -> Path:

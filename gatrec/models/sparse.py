@@ -166,6 +166,13 @@ def dense(grad: torch.Tensor) -> torch.Tensor:
     return grad.to_dense() if grad.is_sparse else grad
 
 
+def rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``<a_i, b_i>`` for every row, by a batched matmul: it reads each operand once and uses every thread,
+    where ``torch.linalg.vecdot`` writes and re-reads an n × d product (34k × 128, cold cache: 2.6 against
+    3.1 ms at 1 thread, 1.3 against 2.2 ms at 2)."""
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
+
+
 class _BlockSpmm(torch.autograd.Function):
     """``diag(a) B diag(b) x`` for a row block B, differentiable in ``a``, ``b``, ``x``; and ``x[gather]``.
 
@@ -190,8 +197,8 @@ class _BlockSpmm(torch.autograd.Function):
         block: RowBlock = ctx.block
         grad = dense(grad)
         grad_x = block.t_matrix(block.t_values(a, b, grad)) @ grad  # diag(b) B^T diag(a) g
-        grad_a = torch.linalg.vecdot(grad, out) / a if ctx.needs_input_grad[0] else None  # <g_r, (B diag(b) x)_r>
-        grad_b = torch.linalg.vecdot(grad_x, x) / b if ctx.needs_input_grad[1] else None  # <x_c, (B^T diag(a) g)_c>
+        grad_a = rowdot(grad, out) / a if ctx.needs_input_grad[0] else None  # <g_r, (B diag(b) x)_r>
+        grad_b = rowdot(grad_x, x) / b if ctx.needs_input_grad[1] else None  # <x_c, (B^T diag(a) g)_c>
         if ctx.gather is not None and grad_gathered is not None:
             grad_x.index_add_(0, ctx.gather, dense(grad_gathered))
         return grad_a, grad_b, grad_x, None, None

@@ -10,7 +10,7 @@ matrix and ``torch.sparse.sampled_addmm`` for the gradient of ``alpha`` (an SDDM
 With a linear logit (``negative_slope=1``, gatrec's default) and no edge features, GATConv's attention is
 exactly a weight per neighbour, and ``_node_attention`` needs no per-edge work at all: two matmuls with the
 0/1 matrix, the weights folded in as row and column scalings (a GAT epoch on amazon-beauty at 1 thread:
-1.77 s against 2.94 s by the per-edge softmax; BENCHMARKS.md).
+1.88 s against 2.79 s by the per-edge softmax, in the same run; BENCHMARKS.md).
 ``tests/models/test_sparse_attention.py`` checks outputs and gradients against the layer's ``forward``.
 """
 
