@@ -9,8 +9,8 @@ weighted sum over neighbours becomes ``csr(alpha) @ x``. Its backward is one mor
 matrix and ``torch.sparse.sampled_addmm`` for the gradient of ``alpha`` (an SDDMM that never builds E × d).
 With a linear logit (``negative_slope=1``, gatrec's default) and no edge features, GATConv's attention is
 exactly a weight per neighbour, and ``_node_attention`` needs no per-edge work at all: two matmuls with the
-0/1 matrix, the weights folded in as row and column scalings (a GAT epoch on amazon-beauty at 1 thread:
-1.88 s against 2.79 s by the per-edge softmax, in the same run; BENCHMARKS.md).
+0/1 matrix, the weights folded in as row and column scalings (a GAT epoch on amazon-beauty at 1 thread
+takes about two thirds of the time it takes by the per-edge softmax, in the same run; BENCHMARKS.md).
 ``tests/models/test_sparse_attention.py`` checks outputs and gradients against the layer's ``forward``.
 """
 
@@ -74,7 +74,7 @@ def attend_and_gather(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR
         h = conv.lin_l(seen if inv_sqrt is None else inv_sqrt * seen).view(-1, heads, conv.out_channels)
         alpha = conv.edge_updater(graph.edge_index, x=(h, h), edge_attr=edge_attr)
     else:  # <x_j, a_src> for every head by one matmul (PyG's mul + sum builds n × heads × d, twice)
-        scores = seen @ torch.cat([conv.att_src[0], conv.att_dst[0]]).T
+        scores = logits(seen, torch.cat([conv.att_src[0], conv.att_dst[0]]))
         if inv_sqrt is not None:
             scores = scores * inv_sqrt
         alpha = conv.edge_updater(graph.edge_index, alpha=(scores[:, :heads], scores[:, heads:]),
@@ -88,6 +88,43 @@ def attend_and_gather(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR
 
 
 _SPREAD = 40.0
+_ROW_CHUNKS = 8
+
+
+def _row_chunks(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (chunks, m, k) view of the first chunks × m rows of ``t``, and the rows left over."""
+    m = t.shape[0] // _ROW_CHUNKS
+    return t[: _ROW_CHUNKS * m].view(_ROW_CHUNKS, m, t.shape[1]), t[_ROW_CHUNKS * m:]
+
+
+class _Logits(torch.autograd.Function):
+    """``x @ att.T`` for a tall ``x`` (n × d) and a few vectors ``att`` (heads × d), as a batched product over
+    row chunks, and so its gradient for ``att``: torch's matrix-vector product at this shape is slow and runs
+    on one thread (34k × 128: 2.8 against 1.3 ms at 1 thread, 2.6 against 0.75 ms at 2; the gradient 2.3
+    against 1.2 ms at 2 threads)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, att)
+        main, rest = _row_chunks(x)
+        out = torch.bmm(main, att.T.expand(_ROW_CHUNKS, -1, -1)).reshape(-1, att.shape[0])
+        return torch.cat([out, rest @ att.T])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:  # type: ignore[override]
+        x, att = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = grad @ att if ctx.needs_input_grad[0] else None
+        grad_att = None
+        if ctx.needs_input_grad[1]:
+            (g_main, g_rest), (x_main, x_rest) = _row_chunks(grad), _row_chunks(x)
+            grad_att = torch.bmm(g_main.transpose(1, 2), x_main).sum(0) + g_rest.T @ x_rest
+        return grad_x, grad_att
+
+
+def logits(x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+    """``x @ att.T`` (n × heads), differentiable in both."""
+    return _Logits.apply(x.contiguous(), att)
 
 
 def is_node_attention(conv: GATConv | GATv2Conv, edge_attr: torch.Tensor | None = None) -> bool:
@@ -109,7 +146,7 @@ def _node_attention(conv: GATConv, x: torch.Tensor, seen: torch.Tensor, graph: E
     amazon-beauty, d=128, 1 thread, these were ~57 of the ~83 ms of a layer). ``seen``: the ``x`` the logits
     read (detached or not).
     """
-    scores = seen @ conv.att_src[0].T  # (n, heads)
+    scores = logits(seen, conv.att_src[0])  # (n, heads)
     if inv_sqrt is not None:  # D^1/2 A D^-1/2 x: the logits too are those of D^-1/2 x, as the layer sees it
         scores = scores * inv_sqrt
     # One shift for all nodes (it cancels in each row's ratio), so w <= 1. Logits more than _SPREAD below the

@@ -7,7 +7,7 @@ import torch
 
 from gatrec.models.gat import GATConfig, attention_conv
 from gatrec.models.sparse import EdgeCSR
-from gatrec.models.sparse_attention import attend, attend_and_gather, is_node_attention
+from gatrec.models.sparse_attention import attend, attend_and_gather, is_node_attention, logits
 from tests.models.test_sparse import random_symmetric_graph
 
 
@@ -120,3 +120,11 @@ def test_attend_at_rows_equals_the_full_layer_at_those_rows(slope: float, heads:
         conv.zero_grad()
     for full, part in zip(*runs, strict=True):
         torch.testing.assert_close(part, full)
+
+
+@pytest.mark.parametrize("n", [3, 37])  # fewer rows than chunks; chunks plus rows left over
+def test_logits_match_the_matrix_product_in_values_and_gradients(n: int) -> None:
+    x = torch.randn(n, 5, dtype=torch.float64, requires_grad=True)
+    att = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(logits(x, att), x @ att.T)
+    torch.autograd.gradcheck(logits, (x, att))
