@@ -211,11 +211,6 @@ def block_spmm(x: torch.Tensor, block: RowBlock, a: torch.Tensor | None = None, 
     return _BlockSpmm.apply(a, b, x.contiguous(), block, gather)  # type: ignore[no-any-return]
 
 
-def scaled_spmm(a: torch.Tensor, b: torch.Tensor, x: torch.Tensor, graph: EdgeCSR) -> torch.Tensor:
-    """``out[r] = a[r] * sum_{c in N(r)} b[c] * x[c]`` over all rows of ``graph``; ``a``, ``b`` positive (n,)."""
-    return block_spmm(x, graph.block(), a.contiguous(), b.contiguous())[0]
-
-
 class _ValuedSpmm(torch.autograd.Function):
     """``csr(values) @ x`` differentiable in both ``values`` and ``x``."""
 

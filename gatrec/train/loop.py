@@ -65,7 +65,6 @@ def _seed_everything(seed: int) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-@torch.no_grad()
 def adam(params: Any, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam as training uses it: torch's fused kernel (the same update in one pass over the parameters), which
     steps a 34k × 128 table in 3.3 ms against 9.4 ms for the default loop on CPU (1 thread); the default where
@@ -77,6 +76,7 @@ def adam(params: Any, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
+@torch.no_grad()
 def evaluate_model(model: Recommender, ds: Dataset, split: str, config: TrainConfig) -> dict[str, float]:
     model.eval()
     user_emb, item_emb = model.embeddings()
