@@ -1,0 +1,121 @@
+"""``gatrec cloud``: run entry points on Vertex AI, push images, deploy the Bento to Cloud Run.
+
+Every command takes ``--dry-run``, which prints the exact request (or commands) it would send and needs
+no credentials.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+
+def cloud_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--project/--region/--dry-run, shared by every cloud command (settings.py reads the environment)."""
+
+    @click.option("--project", help="GCP project [$GOOGLE_CLOUD_PROJECT or the credentials' project].")
+    @click.option("--region", help="Region [$GATREC_GCP_REGION or us-central1].")
+    @click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, project: str | None, region: str | None, **kwargs: Any) -> Any:
+        return func(*args, overrides={"project": project, "region": region}, **kwargs)
+
+    return wrapper
+
+
+def _connect(overrides: dict[str, Any], dry_run: bool, make_client: Callable[..., Any]):
+    """Settings, and a client unless this is a dry run (which needs neither credentials nor network)."""
+    from gatrec.cloud.settings import CloudSettings, credentials
+
+    settings = CloudSettings.load(overrides)
+    if dry_run:
+        settings.require_project()
+        return settings, None
+    creds, settings = credentials(settings)
+    return settings, make_client(settings, creds)
+
+
+@click.group(name="cloud")
+def command() -> None:
+    """Run gatrec on Google Cloud: Vertex AI jobs, Artifact Registry images, the Bento on Cloud Run.
+
+    \b
+    Examples:
+      gatrec cloud submit --entry train -P data=gs://B/data -P model=gat -P out=gs://B/runs/gat --wait
+      gatrec cloud push --bento gatrec_service:latest
+      gatrec cloud deploy --bento gatrec_service:latest --service gatrec
+    """
+
+
+@command.command(name="submit")
+@click.option("--entry", required=True, type=click.Choice(["embed", "train", "eval", "sweep", "pipeline"]),
+              help="MLproject entry point the job runs.")
+@click.option("-P", "--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Entry-point parameter, as for `mlflow run -P` (repeatable).")
+@click.option("--image", help="Training image [REGION-docker.pkg.dev/PROJECT/gatrec/train:latest].")
+@click.option("--machine-type", default="g2-standard-8", show_default=True, help="Machine type per replica.")
+@click.option("--accelerator", default="NVIDIA_L4", show_default=True,
+              help="Accelerator type (Vertex's name), or NONE.")
+@click.option("--accelerator-count", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Accelerators per replica.")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Machines; for --entry sweep, each one a worker of the same Optuna study.")
+@click.option("--service-account", help="Service account the job runs as [gatrec-train@PROJECT…].")
+@click.option("--staging-bucket", help="gs:// bucket for Vertex's outputs [gs://PROJECT-gatrec-artifacts].")
+@click.option("--network", help="VPC network to join (Cloud SQL's private IP), projects/N/global/networks/NAME.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
+              help="MLflow tracking server the job logs to [$MLFLOW_TRACKING_URI].")
+@click.option("--experiment", envvar="MLFLOW_EXPERIMENT_NAME", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME].")
+@click.option("--display-name", help="Vertex display name [gatrec-ENTRY-TIMESTAMP].")
+@click.option("--wait", "wait_", is_flag=True, help="Follow the job until it ends (non-zero exit unless it succeeds).")
+@click.option("--poll", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
+              help="Seconds between state checks with --wait.")
+@cloud_options
+def submit(entry: str, params: tuple[str, ...], image: str | None, machine_type: str, accelerator: str,
+           accelerator_count: int, replicas: int, service_account: str | None, staging_bucket: str | None,
+           network: str | None, tracking_uri: str | None, experiment: str | None, display_name: str | None,
+           wait_: bool, poll: float, overrides: dict[str, Any], dry_run: bool) -> None:
+    """Run an entry point as a Vertex AI custom job: `mlflow run . -e ENTRY --env-manager local -P …`."""
+    from gatrec.cloud import jobs
+    from gatrec.cloud.settings import CloudError
+
+    if not tracking_uri:
+        raise CloudError("no tracking server: pass --tracking-uri https://… or set MLFLOW_TRACKING_URI "
+                         "(the job logs its runs there)")
+    try:
+        spec = jobs.JobSpec(entry=entry, params=jobs.parse_params(params, entry), machine_type=machine_type,
+                            accelerator=accelerator.upper(), accelerator_count=accelerator_count,
+                            replicas=replicas, tracking_uri=tracking_uri, experiment=experiment,
+                            display_name=display_name, network=network)
+    except ValueError as exc:
+        raise CloudError(_first_error(exc)) from None
+    overrides |= {"train_image": image, "train_service_account": service_account,
+                  "staging_bucket": staging_bucket}
+    settings, api = _connect(overrides, dry_run, jobs.client)
+    job = jobs.build_job(spec, settings)
+    if dry_run:
+        click.echo(jobs.request_text(settings, job))
+        return
+    created = jobs.submit(api, settings, job)
+    click.echo(f"submitted {created.name} ({jobs.state_name(created)})")
+    click.echo(f"  console {jobs.console_url(created.name)}")
+    click.echo(f"  logs    {jobs.logs_url(created.name)}")
+    if wait_:
+        done = jobs.wait(api, created.name, poll=poll,
+                         on_change=lambda j: click.echo(f"  state   {jobs.state_name(j)}"))
+        click.echo(f"job {done.name} succeeded")
+
+
+def _first_error(exc: ValueError) -> str:
+    """A pydantic error as one line: the field and the message."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", exc)).removeprefix("Value error, ")
+        return f"{field}: {msg}" if field else msg
+    return str(exc)
+
