@@ -119,3 +119,91 @@ def _first_error(exc: ValueError) -> str:
         return f"{field}: {msg}" if field else msg
     return str(exc)
 
+
+
+def _image_choice(bento: str | None, image: str | None) -> None:
+    if (bento is None) == (image is None):
+        raise click.UsageError("pass exactly one of --bento TAG and --image URI")
+
+
+@command.command(name="deploy")
+@click.option("--bento", help="Bento tag NAME[:VERSION]; its image as `gatrec cloud push` named it.")
+@click.option("--image", help="Container image URI to deploy instead of a Bento's.")
+@click.option("--service", default="gatrec", show_default=True, help="Cloud Run service name.")
+@click.option("--min-instances", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Instances kept warm (0 scales to zero).")
+@click.option("--max-instances", type=click.IntRange(min=1), default=3, show_default=True, help="Most instances.")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=32, show_default=True,
+              help="Requests per instance at once.")
+@click.option("--cpu", default="2", show_default=True, help="vCPUs per instance.")
+@click.option("--memory", default="4Gi", show_default=True, help="Memory per instance.")
+@click.option("--service-account", help="Service account the service runs as [gatrec-serve@PROJECT…].")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Make the service public (grants allUsers the invoker role; warns). Private by default.")
+@cloud_options
+def deploy(bento: str | None, image: str | None, service: str, min_instances: int, max_instances: int,
+           concurrency: int, cpu: str, memory: str, service_account: str | None, allow_unauthenticated: bool,
+           overrides: dict[str, Any], dry_run: bool) -> None:
+    """Deploy the Bento's container as a Cloud Run service (port 3000, /readyz and /livez probes)."""
+    from gatrec.cloud import deploy as cr
+    from gatrec.cloud.settings import CloudError
+
+    _image_choice(bento, image)
+    settings, api = _connect(overrides | {"serve_service_account": service_account}, dry_run, cr.client)
+    uri = image or cr.image_for_bento(bento, settings)
+    try:
+        spec = cr.ServiceSpec(service=service, image=uri, min_instances=min_instances, max_instances=max_instances,
+                              concurrency=concurrency, cpu=cpu, memory=memory,
+                              allow_unauthenticated=allow_unauthenticated)
+    except ValueError as exc:
+        raise CloudError(_first_error(exc)) from None
+    if spec.min_instances > spec.max_instances:
+        raise click.UsageError(f"--min-instances {min_instances} is above --max-instances {max_instances}")
+    if dry_run:
+        if allow_unauthenticated:
+            click.echo("warning: --allow-unauthenticated makes the service public", err=True)
+        click.echo(cr.request_text(spec, settings, cr.build_service(spec, settings)))
+        return
+    deployed = cr.deploy(api, spec, settings, warn=lambda msg: click.echo(msg, err=True))
+    click.echo(f"deployed {deployed.name} revision {deployed.latest_ready_revision.rsplit('/', 1)[-1]}")
+    click.echo(f"  url {deployed.uri}")
+    if not allow_unauthenticated:
+        click.echo("  private: call it with an identity token, e.g. "
+                   f"curl -H \"Authorization: Bearer $(gcloud auth print-identity-token)\" {deployed.uri}/readyz")
+
+
+@command.command(name="push")
+@click.option("--bento", help="Bento tag NAME[:VERSION] whose image `gatrec bento containerize` built.")
+@click.option("--image", help="Local image to push instead, e.g. gatrec-train:latest.")
+@click.option("--to", "target", metavar="NAME:TAG",
+              help="Name in the Artifact Registry repository [the local image's name and tag].")
+@cloud_options
+def push(bento: str | None, image: str | None, target: str | None, overrides: dict[str, Any],
+         dry_run: bool) -> None:
+    """Tag a local image (buildah) and push it to the project's Artifact Registry repository."""
+    from gatrec.cloud import deploy as cr
+    from gatrec.cloud.settings import CloudSettings, credentials
+
+    _image_choice(bento, image)
+    settings = CloudSettings.load(overrides)
+    if bento is not None:
+        remote = cr.image_for_bento(bento, settings)
+        local = remote.rsplit("/", 1)[-1]
+    else:
+        local = image
+        name, _, tag = (target or image.rsplit("/", 1)[-1]).partition(":")
+        remote = settings.image_for(name, tag or "latest")
+    if target is not None and bento is not None:
+        name, _, tag = target.partition(":")
+        remote = settings.image_for(name, tag or "latest")
+    if dry_run:
+        for cmd in cr.push_commands(local, remote):
+            suffix = "  < access token of the application-default credentials" if cmd[1] == "login" else ""
+            click.echo(" ".join(cmd) + suffix)
+        return
+    import google.auth.transport.requests
+
+    creds, settings = credentials(settings)
+    creds.refresh(google.auth.transport.requests.Request())
+    cr.push(local, remote, creds.token)
+    click.echo(f"pushed {remote}")
