@@ -129,8 +129,9 @@ class Pipeline:
         self.code = code_version()
 
     def _experiment_id(self) -> str:
-        exp = self.client.get_experiment_by_name(self.cfg.experiment)
-        return exp.experiment_id if exp else self.client.create_experiment(self.cfg.experiment)
+        from gatrec.tracking.mlflow_log import get_or_create_experiment
+
+        return get_or_create_experiment(self.client, self.cfg.experiment)
 
     def _cached(self, step: Step, key: str) -> str | None:
         """Run id of an earlier FINISHED run of this step with the same key whose output still exists."""
@@ -182,9 +183,9 @@ class Pipeline:
     def _register_and_promote(self, run_dir: Path, register_run: Any) -> dict[str, Any]:
         from gatrec.registry.policy import load_policy
         from gatrec.registry.promote import alias_holder, promote
+        from gatrec.train.export import RunFolder
 
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        train_run = metrics.get("mlflow_run_id")
+        train_run = RunFolder(run_dir).mlflow_run_id()
         name = self.cfg.model_name
         existing = (self.client.search_model_versions(f"name = '{name}' and run_id = '{train_run}'")
                     if train_run else [])

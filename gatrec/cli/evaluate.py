@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from gatrec.errors import DataError, GatrecError
-
-
-def _run_config(run: Path) -> dict:
-    f = run / "metrics.json"
-    if not f.is_file():
-        return {}
-    try:
-        return json.loads(f.read_text()).get("config", {})
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", file=f, line=exc.lineno) from None
 
 
 @click.command(epilog="""\b
@@ -53,11 +42,12 @@ def command(run: Path, split: str, mask_valid: bool | None, data: Path | None, k
     from gatrec.evaluate.ranking import evaluate_dataset
     from gatrec.evaluate.report import format_table
     from gatrec.fsutil import write_json
-    from gatrec.train.export import load_export
+    from gatrec.train.export import RunFolder
 
-    export = load_export(run)
-    run_dir = export.path.parent if export.path.name == "model" else export.path
-    cfg = _run_config(run_dir) or export.meta.get("config", {})
+    folder = RunFolder.at(run)
+    export = folder.export()
+    run_dir = folder.path
+    cfg = folder.config()
     data_path = data or Path(export.meta["data_path"])
     if not data_path.is_dir():
         raise GatrecError(f"the run's dataset {data_path} is gone; pass --data with the prepared folder")

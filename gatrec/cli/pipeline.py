@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -50,6 +49,7 @@ def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, sy
     becomes the champion (a rejection is reported; with --fail-on-reject it also exits with status 1).
     """
     from gatrec.evaluate.report import format_table
+    from gatrec.train.export import RunFolder
     from gatrec.workflow import Pipeline, PipelineConfig
 
     cfg = PipelineConfig(work=work, input=input_, format=fmt, split=split, seed=seed, synth_users=synth_users,
@@ -57,7 +57,7 @@ def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, sy
                          features=features, epochs=epochs, image_weights=image_weights, model_name=model_name,
                          policy=policy, experiment=experiment, force=list(force))
     result = Pipeline(cfg).run()
-    metrics = json.loads((Path(result["run_dir"]) / "metrics.json").read_text())
+    metrics = RunFolder(Path(result["run_dir"])).metrics()
     click.echo(format_table({"valid": metrics["valid"], "test": metrics["test"]}))
     click.echo(f"\nmodel version {result['version']}: {result['promotion']}; champion is "
                f"v{result['champion']} of '{model_name}'")

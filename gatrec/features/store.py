@@ -10,6 +10,10 @@ Layout::
 
 Consumers call :func:`load_features`, :func:`load_mask` and :func:`load_knn`; all check that the features
 belong to the dataset as it is now (item count + items.parquet digest) and raise a DataError otherwise.
+
+Only ``gatrec embed`` writes this folder. Readers never change it: a kNN graph with another ``k`` than embed
+built is computed in memory (:func:`load_knn` with ``build_missing``), so that the embed step's record still
+describes the folder and concurrent trainings with different ``k`` share it safely.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from gatrec.errors import DataError
-from gatrec.fsutil import atomic_file, file_digest, write_json
+from gatrec.errors import DataError, GatrecError
+from gatrec.fsutil import atomic_file, file_digest
 
 FEATURES_DIR = "features"
 MANIFEST = "features.json"
@@ -81,7 +85,7 @@ def read_manifest(dataset_dir: str | Path, features_dir: str | Path | None = Non
 
 def _entry(manifest: dict, kind: str, mpath: Path) -> dict:
     if kind not in KINDS:
-        raise ValueError(f"unknown feature kind {kind!r}; expected one of {KINDS}")
+        raise GatrecError(f"unknown feature kind {kind!r}; expected one of {', '.join(KINDS)}")
     entry = manifest.get("arrays", {}).get(kind)
     if entry is None:
         have = sorted(manifest.get("arrays", {}))
@@ -118,7 +122,8 @@ def load_knn(dataset_dir: str | Path, features: Kind, k: int, *, features_dir: s
 
     Returns ``(edge_index LongTensor [2, E], edge_weight FloatTensor [E])``: symmetric (both directions
     present), no self-loops, weight = cosine similarity, sorted by (source, target). With
-    ``build_missing=True`` a graph that was not precomputed (or is stale) is built now and saved.
+    ``build_missing=True`` a graph that was not precomputed (or is stale) is built in memory, as
+    ``gatrec embed`` builds it (items without real input get no edges); nothing is written.
     """
     fdir = resolve_dir(dataset_dir, features_dir)
     manifest = read_manifest(dataset_dir, features_dir)
@@ -136,10 +141,5 @@ def load_knn(dataset_dir: str | Path, features: Kind, k: int, *, features_dir: s
                         f"{features} --knn-k {k}`", file=path)
     from gatrec.graph.knn import knn_graph
 
-    edge_index, edge_weight = knn_graph(load_features(dataset_dir, features, features_dir=features_dir), k)
-    save_knn(path, edge_index, edge_weight, n_items=manifest["n_items"], k=k, features=features,
-             features_sha256=entry["sha256"])
-    manifest.setdefault("knn", {})[f"{features}_k{k}"] = {
-        "file": path.name, "features": features, "k": k, "edges": int(edge_index.shape[1])}
-    write_json(fdir / MANIFEST, manifest)
-    return edge_index, edge_weight
+    x = load_features(dataset_dir, features, features_dir=features_dir)
+    return knn_graph(x, k, mask=load_mask(dataset_dir, features, features_dir=features_dir))

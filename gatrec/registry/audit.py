@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
-from mlflow.exceptions import MlflowException
 
 from gatrec.registry.gate import metric_key
+from gatrec.tracking.mlflow_log import get_or_create_experiment
 
 AUDIT_EXPERIMENT = "gatrec-promotions"
 DECISIONS = ("passed", "rejected", "rollback")
@@ -47,16 +47,7 @@ class AuditRecord:
 
 
 def _experiment_id(client: MlflowClient) -> str:
-    name = experiment_name()
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(name, tags={"gatrec.purpose": "promotion audit trail"})
-    except MlflowException as exc:  # another process created it first
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-        return client.get_experiment_by_name(name).experiment_id
+    return get_or_create_experiment(client, experiment_name(), {"gatrec.purpose": "promotion audit trail"})
 
 
 def record(client: MlflowClient, rec: AuditRecord) -> AuditRecord:

@@ -19,7 +19,9 @@ import gatrec.log
 from gatrec.errors import DataError, GatrecError
 from gatrec.registry import pyfunc
 from gatrec.registry.gate import BASELINE_PREFIX, metric_key, metric_tag
-from gatrec.registry.package import SIGNATURE, TrainedRun, build_artifacts, input_example, pop_baseline
+from gatrec.registry.package import SIGNATURE, build_artifacts, input_example, load_run, pop_baseline
+from gatrec.tracking.mlflow_log import get_or_create_experiment
+from gatrec.train.export import RunFolder
 
 log = gatrec.log.get(__name__)
 
@@ -57,14 +59,7 @@ def _tracking_run(client: MlflowClient, run_id: str | None) -> str | None:
 
 
 def _experiment_id(client: MlflowClient) -> str:
-    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or REGISTER_EXPERIMENT
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(name)
-    except MlflowException:
-        return client.get_experiment_by_name(name).experiment_id
+    return get_or_create_experiment(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or REGISTER_EXPERIMENT)
 
 
 def _run(client: MlflowClient, run_id: str | None, model_type: str) -> contextlib.AbstractContextManager:
@@ -78,18 +73,20 @@ def _run(client: MlflowClient, run_id: str | None, model_type: str) -> contextli
                             nested=active is not None)
 
 
-def version_tags(run: TrainedRun, pop: dict[str, dict[str, float]]) -> dict[str, str]:
+def version_tags(run: RunFolder, pop: dict[str, dict[str, float]]) -> dict[str, str]:
     tags = {"validation_status": "pending", "model_type": run.model_type,
-            "data_digest": str(run.data_digest or ""), "split_protocol": str(run.split_protocol or "")}
+            "data_digest": str(run.data_record("digest") or ""),
+            "split_protocol": str(run.data_record("split_protocol") or "")}
+    metrics = run.metrics()
     for split in ("valid", "test"):
         for metric, value in run.metric_values(split).items():
             tags[metric_tag(split, metric)] = repr(value)
         for metric, value in pop.get(split, {}).items():
             tags[metric_tag(split, metric, BASELINE_PREFIX)] = repr(value)
     for key in ("best_epoch", "epochs_run"):
-        if key in run.metrics:
-            tags[key] = str(run.metrics[key])
-    data = run.metrics.get("data") or {}
+        if key in metrics:
+            tags[key] = str(metrics[key])
+    data = metrics.get("data") or {}
     for key in ("path", "n_users", "n_items"):
         if key in data:
             tags[f"data_{key}"] = str(data[key])
@@ -104,10 +101,10 @@ def register_run(run_dir_or_id: str | Path, name: str | None = None, *,
     with tempfile.TemporaryDirectory(prefix="gatrec-register-") as tmp:
         source = str(run_dir_or_id)
         if Path(source).is_dir():
-            run = TrainedRun.load(source)
-            run_id = _tracking_run(client, run.metrics.get("mlflow_run_id"))
+            run = load_run(source)
+            run_id = _tracking_run(client, run.metrics().get("mlflow_run_id"))
         elif _RUN_ID.match(source):
-            run = TrainedRun.load(_fetch_run(client, source, Path(tmp) / "run"))
+            run = load_run(_fetch_run(client, source, Path(tmp) / "run"))
             run_id = source
         else:
             raise DataError("neither a run folder nor an MLflow run id", file=source)
@@ -122,7 +119,7 @@ def register_run(run_dir_or_id: str | Path, name: str | None = None, *,
                                     for m, v in run.metric_values(s).items()})
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=str(PYFUNC_FILE), artifacts={"model": str(artifacts)},
-                signature=SIGNATURE, input_example=input_example(run),
+                signature=SIGNATURE, input_example=input_example(run), code_paths=pyfunc.code_paths(Path(tmp)),
                 pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}",
                                   f"pandas=={pd.__version__}"])
             run_id = active.info.run_id

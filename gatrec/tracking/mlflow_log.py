@@ -11,7 +11,6 @@ MLflow run.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -20,14 +19,12 @@ from typing import Any
 
 from gatrec import log as glog
 from gatrec.errors import GatrecError
-from gatrec.fsutil import atomic_file, write_json
 from gatrec.tracking import metric_key
 from gatrec.tracking.context import code_tags, redact_uri, system_metrics_wanted
 
 log = glog.get(__name__)
 
 DEFAULT_EXPERIMENT = "gatrec"
-RUN_ID_FILE = "mlflow_run_id"
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -60,9 +57,20 @@ def tracking_errors(hint: str = "use --no-mlflow to run without it") -> Iterator
         raise
 
 
-def stored_run_id(run_dir: str | Path) -> str | None:
-    f = Path(run_dir) / RUN_ID_FILE
-    return (f.read_text().strip() or None) if f.is_file() else None
+def get_or_create_experiment(client: Any, name: str, tags: Mapping[str, str] | None = None) -> str:
+    """The id of experiment ``name``, created (with ``tags``) if missing; safe when another process creates
+    it at the same moment."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, tags=dict(tags) if tags else None)
+    except MlflowException as exc:  # another process created it first
+        if (exp := client.get_experiment_by_name(name)) is None:
+            raise exc from None
+        return exp.experiment_id
 
 
 class MlflowTracker:
@@ -77,7 +85,10 @@ class MlflowTracker:
                  run_dir: str | Path | None = None, resume: bool = True):
         self.experiment = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
         self.run_name, self.tags = run_name, {**code_tags(), **(tags or {})}
-        self.requested_run_id, self.run_dir, self.resume = run_id, run_dir and Path(run_dir), resume
+        from gatrec.train.export import RunFolder
+
+        self.requested_run_id, self.resume = run_id, resume
+        self.run_dir = RunFolder(Path(run_dir)) if run_dir is not None else None
         self.run_id: str | None = None
         self.resumed = False  # reopened an existing run
         self.foreign = False  # ... one given by ``run_id``, of another step: its tags and params are left alone
@@ -92,14 +103,14 @@ class MlflowTracker:
             return run_id
         if self.requested_run_id:
             return self.requested_run_id  # an unknown id fails loudly in start_run
-        run_id = stored_run_id(self.run_dir) if self.run_dir is not None and self.resume else None
+        run_id = self.run_dir.mlflow_run_id() if self.run_dir is not None and self.resume else None
         if run_id is None:
             return None
         try:
             run = MlflowClient().get_run(run_id)
         except MlflowException:
             log.warning("the run folder's MLflow run is not in this tracking store; starting a new run",
-                        run_dir=str(self.run_dir), run_id=run_id)
+                        run_dir=str(self.run_dir.path), run_id=run_id)
             return None
         if run.info.lifecycle_stage == "deleted":
             log.warning("the run folder's MLflow run was deleted; starting a new run", run_id=run_id)
@@ -123,8 +134,7 @@ class MlflowTracker:
                                    log_system_metrics=system)
         self.run_id = run.info.run_id
         if self.run_dir is not None:
-            with atomic_file(self.run_dir / RUN_ID_FILE) as fh:
-                fh.write(self.run_id + "\n")
+            self.run_dir.record_mlflow_run(self.run_id)
         log.info("mlflow run", run_id=self.run_id, resumed=self.resumed,
                  tracking_uri=redact_uri(mlflow.get_tracking_uri()))
         return self
@@ -204,7 +214,9 @@ class MlflowTracker:
         ``mlflow_run_id`` into metrics.json; metrics.json, config.yaml, model/ and the plots as artifacts."""
         import mlflow
 
-        run_dir = Path(run_dir)
+        from gatrec.train.export import RunFolder
+
+        run = RunFolder(Path(run_dir))
         history = result.get("history") or []
         logged = set(self._logged("loss")) if history else set()
         for entry in history:  # checkpointed, then killed before it reached MLflow
@@ -218,13 +230,9 @@ class MlflowTracker:
         self._log_once(final, step=int(result["best_epoch"]))
 
         result.update(mlflow_run_id=self.run_id, mlflow_tracking_uri=redact_uri(mlflow.get_tracking_uri()))
-        metrics_file = run_dir / "metrics.json"
-        if metrics_file.is_file():
-            saved = json.loads(metrics_file.read_text())
-            saved.update(mlflow_run_id=result["mlflow_run_id"], mlflow_tracking_uri=result["mlflow_tracking_uri"])
-            write_json(metrics_file, saved)
-        for name in ("metrics.json", "config.yaml", "model"):
-            self.log_file(run_dir / name)
+        run.record_mlflow_run(self.run_id, result["mlflow_tracking_uri"])
+        for path in (run.metrics_file, run.config_file, run.model_dir):
+            self.log_file(path)
         self._log_plots(result)
 
     def _log_plots(self, result: Mapping[str, Any]) -> None:

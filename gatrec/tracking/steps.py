@@ -5,14 +5,11 @@ with digests; parquet files and feature arrays are never uploaded."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from gatrec.data.dataset import MANIFEST, SPLITS
+from gatrec.data.dataset import MANIFEST, SPLITS, Dataset
 from gatrec.tracking import metric_key
 from gatrec.tracking.context import data_tags
 from gatrec.tracking.mlflow_log import MlflowTracker, flatten, tracking_errors
@@ -36,15 +33,15 @@ class StepLogger:
             return
         from gatrec.tracking.datasets import log_splits
 
-        path = Path(path)
-        m = json.loads((path / MANIFEST).read_text())
+        ds = Dataset.load(path)
+        path, m = ds.path, ds.manifest
         t = self.tracker
         t.set_tags(data_tags(m, path))
         t.log_metrics({"n_users": m["n_users"], "n_items": m["n_items"], "n_interactions": m["n_interactions"],
                        **{f"n_{k}": v for k, v in m["counts"].items()},
                        **{f"cleaning.{k}": v for k, v in flatten(m.get("cleaning") or {}).items()}})
         t.log_file(path / MANIFEST)
-        log_splits({s: pd.read_parquet(path / f"{s}.parquet") for s in SPLITS}, path, m["digest"])
+        log_splits({s: ds.split(s) for s in SPLITS}, path, ds.digest)
 
     def embedded(self, data: str | Path, out: str | Path, manifest: Mapping[str, Any]) -> None:
         """A ``gatrec embed`` output: per-modality sizes and speeds, kNN graph sizes, features.json, the
@@ -64,7 +61,7 @@ class StepLogger:
             metrics.update({f"knn.{name}.{k}": v for k, v in graph.items()})
         t.log_metrics(metrics)
         t.log_file(Path(out) / "features.json")
-        log_items(pd.read_parquet(data / "items.parquet"), data, manifest["items_digest"],
+        log_items(Dataset.load(data).items, data, manifest["items_digest"],
                   manifest.get("data_digest"))
 
     def evaluated(self, split: str, metrics: Mapping[str, float], ds: Any, report: Mapping[str, Any]) -> None:
@@ -100,7 +97,8 @@ def step_run(name: str, *, enabled: bool = True, experiment: str | None = None,
 
 def eval_tags(run_dir: str | Path, export_meta: Mapping[str, Any]) -> dict[str, str]:
     """Which trained run an evaluation run evaluated: its folder, model and MLflow run (when it had one)."""
-    tags = {"run_dir": str(Path(run_dir).resolve()), "model": str(export_meta.get("model", ""))}
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):  # no (readable) record: no tag
-        tags["training_run_id"] = str(json.loads((Path(run_dir) / "metrics.json").read_text())["mlflow_run_id"])
+    from gatrec.train.export import RunFolder
+
+    tags = {"run_dir": str(Path(run_dir).resolve()), "model": str(export_meta.get("model", "")),
+            "training_run_id": RunFolder(Path(run_dir)).mlflow_run_id() or ""}
     return {k: v for k, v in tags.items() if v}

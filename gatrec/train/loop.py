@@ -10,14 +10,12 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from gatrec import log as glog
@@ -25,18 +23,15 @@ from gatrec import models
 from gatrec.data.dataset import Dataset
 from gatrec.errors import GatrecError
 from gatrec.evaluate.ranking import evaluate_dataset
-from gatrec.fsutil import atomic_file, write_json
 from gatrec.models.base import Recommender, TrainGraph
 from gatrec.tracking import Tracker
 from gatrec.train import checkpoint
 from gatrec.train.allocator import keep_freed_memory
 from gatrec.train.config import TrainConfig
-from gatrec.train.export import write_export
+from gatrec.train.export import RunFolder, write_export
 from gatrec.train.sampler import BPRSampler
 
 log = glog.get(__name__)
-
-RUN_FILES = ("metrics.json", "config.yaml", "model", "checkpoints")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -86,12 +81,11 @@ def evaluate_model(model: Recommender, ds: Dataset, split: str, config: TrainCon
 
 def check_run_folder(out: str | Path, config: TrainConfig, *, resume: bool = True, overwrite: bool = False) -> None:
     """Raise GatrecError unless ``out`` is empty, holds a run of this same config, or will be overwritten."""
-    cfg_path = Path(out) / "config.yaml"
-    if overwrite or not cfg_path.is_file():
+    old = RunFolder(Path(out)).saved_config()
+    if overwrite or old is None:
         return
     if not resume:
         raise GatrecError(f"{out} already holds a run; pass --overwrite to start over")
-    old = yaml.safe_load(cfg_path.read_text()) or {}
     new = config.model_dump(mode="json")
     if diff := sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)):
         changes = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff)
@@ -102,13 +96,11 @@ def check_run_folder(out: str | Path, config: TrainConfig, *, resume: bool = Tru
 def _prepare_out(out: Path, config: TrainConfig, *, resume: bool, overwrite: bool) -> dict[str, Any] | None:
     """Clear, check or load what ``out`` already holds; returns the checkpoint to resume from, if any."""
     check_run_folder(out, config, resume=resume, overwrite=overwrite)
+    run = RunFolder(out)
     if overwrite:
-        for name in RUN_FILES:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        run.clear()
         return None
-    ckpt_path = out / "checkpoints" / checkpoint.LAST
-    return checkpoint.load(ckpt_path) if ckpt_path.is_file() else None
+    return checkpoint.load(run.checkpoint_file) if run.checkpoint_file.is_file() else None
 
 
 def train(data: str | Path | Dataset, config: TrainConfig, out: str | Path, *, resume: bool = True,
@@ -131,8 +123,7 @@ def train(data: str | Path | Dataset, config: TrainConfig, out: str | Path, *, r
     if state is not None and state["data_digest"] != ds.digest:
         raise GatrecError(f"{out} was trained on data {state['data_digest']}, not {ds.digest} ({ds.path}); "
                           "use --overwrite to start over")
-    with atomic_file(out / "config.yaml") as fh:
-        fh.write(config.to_yaml())
+    RunFolder(out).write_config(config.to_yaml())
 
     if model.trainable:
         state = _fit(model, ds, config, out, state, device, tracker)
@@ -188,7 +179,7 @@ def _fit(model: Recommender, ds: Dataset, config: TrainConfig, out: Path, state:
         state["epoch"] = epoch
         state.update(model=checkpoint.cpu_state_dict(model), optimizer=optimizer.state_dict(),
                      rng=checkpoint.rng_state())
-        checkpoint.save(out / "checkpoints" / checkpoint.LAST, state)
+        checkpoint.save(RunFolder(out).checkpoint_file, state)
         bar.set_postfix(loss=f"{entry['loss']:.4f}", **{metric: f"{best['score']:.4f}"})
         valid_score = entry[f"valid_{metric}"]
         log.info("epoch", epoch=epoch, loss=round(entry["loss"], 5),
@@ -215,7 +206,8 @@ def _finish(model: Recommender, ds: Dataset, config: TrainConfig, out: Path,
     with torch.no_grad():
         user_emb, item_emb = model.embeddings()
         bias = model.item_bias()
-    write_export(out / "model", model=config.model, user_emb=user_emb.detach().cpu().numpy(),
+    run = RunFolder(out)
+    write_export(run.model_dir, model=config.model, user_emb=user_emb.detach().cpu().numpy(),
                  item_emb=item_emb.detach().cpu().numpy(),
                  item_bias=None if bias is None else bias.detach().cpu().numpy(),
                  dataset=ds, extra={"best_epoch": best["epoch"], "config": config.model_dump(mode="json")})
@@ -229,7 +221,7 @@ def _finish(model: Recommender, ds: Dataset, config: TrainConfig, out: Path,
                  "n_users": ds.n_users, "n_items": ds.n_items},
         "history": history,
     }
-    write_json(out / "metrics.json", result)
+    run.write_metrics(result)
     log.info("done", run=str(out), best_epoch=best["epoch"], **{f"valid_{config.metric}": best["valid"].get(
         config.metric), f"test_{config.metric}": best["test"].get(config.metric)})
     return result

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gatrec.errors import DataError
+from gatrec.errors import DataError, GatrecError
 from gatrec.features import load_features, load_knn
 from gatrec.features.pipeline import EmbedConfig, run_embed
 from gatrec.features.text import TextEncoder
@@ -38,15 +38,18 @@ def test_missing_things_raise_clear_errors(embedded: Path, tmp_path: Path) -> No
         load_knn(embedded, "fused", 3)
     with pytest.raises(DataError, match="run `gatrec embed"):
         load_features(tmp_path, "text")
-    with pytest.raises(ValueError, match="unknown feature kind"):
+    with pytest.raises(GatrecError, match="unknown feature kind"):
         load_features(embedded, "audio")  # type: ignore[arg-type]
 
 
-def test_graph_built_on_demand_and_saved(embedded: Path) -> None:
+def test_graph_built_on_demand_in_memory_leaves_the_folder_alone(embedded: Path) -> None:
+    folder = embedded / "features"
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     edge_index, weight = load_knn(embedded, "fused", 3, build_missing=True)
-    assert (embedded / "features" / "knn_fused_k3.npz").is_file()
-    again, w2 = load_knn(embedded, "fused", 3)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing written
+    again, w2 = load_knn(embedded, "fused", 3, build_missing=True)
     assert torch.equal(edge_index, again) and torch.equal(weight, w2)
+    assert edge_index.shape[1] > 0 and set(edge_index.unique().tolist()) <= set(range(6))
 
 
 def test_stale_features_are_refused(embedded: Path) -> None:

@@ -14,7 +14,8 @@ from trackstore import Store
 import gatrec
 from gatrec.tracking import context, plots
 from gatrec.tracking.datasets import MAX_DIGEST, split_digest
-from gatrec.tracking.mlflow_log import RUN_ID_FILE, MlflowTracker, param_values
+from gatrec.tracking.mlflow_log import MlflowTracker, param_values
+from gatrec.train.export import RunFolder
 
 MANIFEST = {"digest": "ab" * 32, "split": {"protocol": "mmrec", "seed": 3}}
 
@@ -99,12 +100,12 @@ def test_tracker_inside_mlflow_run_uses_that_run(store: Store, tmp_path: Path, m
     old = client.create_run(client.create_experiment("other"))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / RUN_ID_FILE).write_text(old.info.run_id)
+    (run_dir / RunFolder.RUN_ID).write_text(old.info.run_id)
     monkeypatch.setenv("MLFLOW_RUN_ID", outer.info.run_id)
     monkeypatch.setenv("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
     with MlflowTracker(run_dir=run_dir, tags={"k": "v"}) as t:
         t.log_metrics({"x": 1.0, "flag": True, "none": None})
-    assert t.run_id == outer.info.run_id and (run_dir / RUN_ID_FILE).read_text().strip() == outer.info.run_id
+    assert t.run_id == outer.info.run_id and (run_dir / RunFolder.RUN_ID).read_text().strip() == outer.info.run_id
     got = client.get_run(outer.info.run_id)
     assert got.data.metrics == {"x": 1.0} and got.data.tags["k"] == "v"
     assert "MLFLOW_RUN_ID" not in os.environ  # consumed, as mlflow.start_run does
@@ -115,7 +116,7 @@ def test_tracker_keeps_params_a_reopened_run_already_has(store: Store, tmp_path:
     client = store.client()
     run = client.create_run(client.create_experiment("p"))
     client.log_param(run.info.run_id, "epochs", "300.0")  # as `mlflow run -P epochs=300.0` logs it
-    (tmp_path / RUN_ID_FILE).write_text(run.info.run_id)
+    (tmp_path / RunFolder.RUN_ID).write_text(run.info.run_id)
     with MlflowTracker(run_dir=tmp_path) as t:
         t.log_params({"epochs": 300, "lr": 0.01})
     assert t.resumed and client.get_run(run.info.run_id).data.params == {"epochs": "300.0", "lr": "0.01"}

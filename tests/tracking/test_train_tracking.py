@@ -16,7 +16,7 @@ from trackstore import REPO, Store
 
 from gatrec.cli import main
 from gatrec.tracking.datasets import split_digest
-from gatrec.tracking.mlflow_log import RUN_ID_FILE
+from gatrec.train.export import RunFolder
 
 TRAIN = ["train", "--model", "mf", "--batch-size", "64", "-p", "dim=8", "--threads", "1"]
 
@@ -36,7 +36,7 @@ def test_train_logs_a_complete_run_and_registers_it(store: Store, tiny_data: Pat
     (run,) = store.runs()
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
-    assert saved["mlflow_run_id"] == run_id == (out / RUN_ID_FILE).read_text().strip()
+    assert saved["mlflow_run_id"] == run_id == (out / RunFolder.RUN_ID).read_text().strip()
     assert saved["mlflow_tracking_uri"] == store.uri
 
     # Params: the full config, flattened.
@@ -128,7 +128,7 @@ def test_killed_training_resumes_the_same_mlflow_run(store: Store, tiny_data: Pa
     proc = subprocess.run([sys.executable, "-c", KILLER, "2", *args], env=env, cwd=store.root,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr[-3000:]
-    run_id = (out / RUN_ID_FILE).read_text().strip()
+    run_id = (out / RunFolder.RUN_ID).read_text().strip()
     client = store.client()
     assert client.get_run(run_id).info.status == "RUNNING"  # nobody ended it
     assert steps(client, run_id, "loss") == [1]  # epoch 2 was checkpointed, never logged
@@ -150,7 +150,7 @@ def test_killed_training_resumes_the_same_mlflow_run(store: Store, tiny_data: Pa
     # --overwrite starts over: a new MLflow run, remembered by the folder.
     main([*args, "--overwrite"])
     assert len(store.runs()) == 2
-    new_id = (out / RUN_ID_FILE).read_text().strip()
+    new_id = (out / RunFolder.RUN_ID).read_text().strip()
     assert new_id != run_id and json.loads((out / "metrics.json").read_text())["mlflow_run_id"] == new_id
     assert steps(client, new_id, "loss") == [1, 2, 3, 4]
 
@@ -158,9 +158,9 @@ def test_killed_training_resumes_the_same_mlflow_run(store: Store, tiny_data: Pa
 def test_stale_run_id_starts_a_new_run(store: Store, tiny_data: Path, tmp_path: Path):
     out = tmp_path / "pop"
     out.mkdir()
-    (out / RUN_ID_FILE).write_text("0" * 32 + "\n")  # a run of another tracking store
+    (out / RunFolder.RUN_ID).write_text("0" * 32 + "\n")  # a run of another tracking store
     main(["train", "--model", "pop", "--data", str(tiny_data), "--out", str(out)])
     (run,) = store.runs()
-    assert (out / RUN_ID_FILE).read_text().strip() == run.info.run_id != "0" * 32
+    assert (out / RunFolder.RUN_ID).read_text().strip() == run.info.run_id != "0" * 32
     assert "test_recall_at_20" in run.data.metrics and run.data.params["model"] == "pop"
     assert {a.path for a in store.client().list_artifacts(run.info.run_id, "plots")} == {"plots/metrics_at_k.png"}
