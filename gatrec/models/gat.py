@@ -29,28 +29,30 @@ Scores stay ``user_emb @ item_emb.T``, so export, evaluation and serving need no
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
 from torch_geometric.nn import GATConv, GATv2Conv
 
 from gatrec import log as glog
 from gatrec.errors import DataError
+from gatrec.graph.normalize import sym_norm_weights
 from gatrec.models.base import (
     TUNED_BPR_TRAINING,
     BatchRows,
+    ItemInputs,
     Recommender,
     TrainGraph,
+    edge_ratings,
     gather_rows,
     triple_loss,
 )
+from gatrec.models.content_attention import ContentAttention, content_keys
 from gatrec.models.sparse import EdgeCSR, spmm
 from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
 
@@ -100,6 +102,21 @@ class GATConfig(BaseModel):
     knn_attention: bool = Field(True, description="attention over kNN neighbours (else cosine weights)")
     features_dir: str | None = Field(None, description="`gatrec embed` output; None = DATA/features")
     use_ratings: bool = Field(True, description="normalised ratings weight the attention, where present")
+    attention_keys: Literal["embeddings", "features", "interactions"] = Field(
+        "embeddings", description="what the attention logits read: the ID embeddings (GATConv), or fixed "
+        "content keys (TransformerConv, gatrec/models/content_attention.py): the item features (needs "
+        "features) or the low-rank SVD of the training interactions; content keys ignore ratings")
+    content_rate: float = Field(10.0, gt=0, description="learning-rate factor of the content attention's "
+                                "temperatures (1e-9 freezes them at 0: uniform attention)")
+    content_projection: bool = Field(False, description="content attention also learns a projection of the keys")
+    content_dim: int = Field(64, ge=1, description="size of the content keys (PCA of the features, or the "
+                             "SVD's rank), at most dim")
+
+    @model_validator(mode="after")
+    def _keys_have_content(self) -> GATConfig:
+        if self.attention_keys == "features" and self.features == "none":
+            raise ValueError("attention_keys=features needs item features (features=text, image or fused)")
+        return self
 
     def resolved_knn_source(self) -> str:
         if self.knn_weight == 0:
@@ -158,7 +175,7 @@ class GAT(Recommender):
 
     def __init__(self, n_users: int, n_items: int, config: GATConfig, graph: TrainGraph | None = None, *,
                  features: np.ndarray | None = None, knn: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 ratings: torch.Tensor | None = None):
+                 ratings: torch.Tensor | None = None, content: torch.Tensor | None = None):
         super().__init__(n_users, n_items, config, graph)
         if graph is None:
             raise ValueError("gat needs the training graph")
@@ -172,8 +189,16 @@ class GAT(Recommender):
         emb = torch.empty(n, config.dim, device=dev)
         self.embedding = nn.Parameter(nn.init.xavier_uniform_(emb) if config.init_std is None
                                       else nn.init.normal_(emb, std=config.init_std))
+        # attention_keys != embeddings: the logits read fixed content keys (content_attention.py) instead
+        self.content: ContentAttention | None = None
+        if config.attention_keys != "embeddings":
+            if content is None:
+                raise ValueError(f"attention_keys={config.attention_keys!r} needs the content keys")
+            content = content.to(dev)
+            self.content = ContentAttention(content, config.n_layers, config.content_rate,
+                                            config.content_projection)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
-                                    for _ in range(config.n_layers)])
+                                    for _ in range(config.n_layers if self.content is None else 0)])
         # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
         self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
         # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
@@ -190,37 +215,53 @@ class GAT(Recommender):
         self.gate = nn.Parameter(torch.zeros((), device=dev)) if use_gate else None
         self.knn_conv: GATConv | GATv2Conv | None = None
         self.knn_graph: EdgeCSR | None = None
+        self.knn_content: ContentAttention | None = None
         if knn is not None and config.knn_weight > 0:
             index, weight = knn[0].to(dev), knn[1].to(dev)
             self.knn_graph, perm = EdgeCSR.from_edges(index, n_items)
             if config.knn_attention:
-                self.knn_conv = attention_conv(config)
+                if content is None:
+                    self.knn_conv = attention_conv(config)
+                else:
+                    self.knn_content = ContentAttention(content[n_users:], 1, config.content_rate,
+                                                        config.content_projection)
                 self.register_buffer("knn_degree", _degree(index[1], n_items), False)
             else:  # fixed cosine weights, symmetric-normalised (FREEDOM's frozen graph)
                 self.register_buffer("knn_weights", sym_norm_weights(index, weight, n_items)[perm], False)
 
     @classmethod
-    def build(cls, dataset: Dataset, config: GATConfig, graph: TrainGraph | None) -> GAT:
-        """Load what the config asks for beside the dataset: features, the kNN graph, ratings."""
+    def build(cls, dataset: Dataset, config: GATConfig, graph: TrainGraph | None,
+              inputs: ItemInputs | None = None) -> GAT:
+        """Ask ``inputs`` for what the config needs beside the dataset: features, the kNN graph; ratings."""
         if graph is None:
             raise ValueError("gat needs the training graph")
-        features = None
-        if config.features != "none":
-            features = _load_features(dataset.path, config.features, config.features_dir)
-        source = config.resolved_knn_source()
-        knn = None
-        if source == "interactions":
-            knn = interaction_knn(dataset.csr("train"), config.knn_k)
-        elif source != "none":
-            knn = _load_knn(dataset.path, source, config.knn_k, config.features_dir)
+        features, source, knn = None, config.resolved_knn_source(), None
+        if config.features != "none" or source != "none":
+            if inputs is None:
+                raise ValueError(f"gat with features={config.features}, knn_source={source} needs item inputs")
+            hint = f"needs the item features that `gatrec embed --data {dataset.path}` writes"
+            try:  # the store's message names the file; say what needed it and what to run
+                if config.features != "none":
+                    what = f"gat --features {config.features}"
+                    features = inputs.features(config.features, config.features_dir)
+                if source != "none":
+                    what = f"gat knn_source={source}"
+                    knn = inputs.knn(source, config.knn_k, config.features_dir)
+            except DataError as exc:
+                raise DataError(f"{what} {hint}: {exc}") from None
         ratings = None
         if config.use_ratings and "rating" in dataset.train.columns:
-            ratings = _edge_ratings(dataset, graph)
+            ratings = edge_ratings(dataset, graph)
+        content = None
+        if config.attention_keys != "embeddings":
+            content = content_keys(config.attention_keys, dataset.csr("train"), min(config.content_dim, config.dim),
+                                   features)
         log.info("gat_inputs", features=config.features, knn=source,
                  knn_edges=None if knn is None else int(knn[0].shape[1]),
-                 edge_dropout=config.resolved_edge_dropout(), ratings=ratings is not None)
+                 edge_dropout=config.resolved_edge_dropout(), ratings=ratings is not None,
+                 attention_keys=config.attention_keys)
         return cls(dataset.n_users, dataset.n_items, config, graph, features=features, knn=knn,
-                   ratings=ratings)
+                   ratings=ratings, content=content)
 
     def ego(self) -> torch.Tensor:
         """Layer-0 node inputs: ID embeddings, plus (gated) projected features on the item rows."""
@@ -247,11 +288,13 @@ class GAT(Recommender):
         x = self.ego()
         graph, edge_attr, degree = self._edges()
         out = x
+        for layer in [] if self.content is None else self.content.propagate(x, graph, degree):
+            out = out + layer
         for conv in self.convs:
             # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
             x = attend(conv, x, graph, edge_attr, degree, self.config.attention_detach)
             out = out + x
-        out = out / (len(self.convs) + 1)
+        out = out / (self.config.n_layers + 1)
         users, items = out[: self.n_users], out[self.n_users:]
         if self.knn_graph is not None:
             items = items + self.config.knn_weight * self._knn(None)
@@ -260,6 +303,9 @@ class GAT(Recommender):
     def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The final representations at ``rows`` (sorted distinct node ids) and ``embedding[rows]``, computed
         for those rows: the last layer runs at them alone, and each layer's input is gathered there with it."""
+        if self.content is not None:  # the full propagation, then its rows (content attention computes all)
+            users, items = self.propagate()
+            return torch.cat([users, items]).index_select(0, rows), gather_rows(self.embedding, rows)
         x = self.ego()
         graph, edge_attr, degree = self._edges()
         at_rows = []
@@ -280,6 +326,9 @@ class GAT(Recommender):
     def _knn(self, item_rows: torch.Tensor | None) -> torch.Tensor:
         """Item ID embeddings propagated over the item-item graph (at ``item_rows`` when given)."""
         h = self.embedding[self.n_users:]
+        if self.knn_content is not None:
+            h = self.knn_content.layer(0, h, self.knn_graph, self.knn_degree)  # type: ignore[arg-type]
+            return h if item_rows is None else h.index_select(0, item_rows)
         if self.knn_conv is not None:
             return attend(self.knn_conv, h, self.knn_graph, degree=self.knn_degree,  # type: ignore[arg-type]
                           detach_scores=self.config.attention_detach, rows=item_rows)
@@ -298,79 +347,3 @@ class GAT(Recommender):
         """The raw (before ``attention_scale``) attention vectors of every layer."""
         return [p for name, p in self.named_parameters() if ".parametrizations.att" in f".{name}"]
 
-
-def sym_norm_weights(edge_index: torch.Tensor, weight: torch.Tensor, n: int) -> torch.Tensor:
-    """``D^-1/2 W D^-1/2`` edge weights of a symmetric weighted graph."""
-    deg = torch.zeros(n, dtype=weight.dtype, device=weight.device).index_add_(0, edge_index[0], weight)
-    inv = deg.clamp(min=1e-12).rsqrt()
-    return inv[edge_index[0]] * weight * inv[edge_index[1]]
-
-
-def interaction_knn(train: sp.csr_matrix, k: int, block: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
-    """Item-item kNN graph by cosine of the items' training-user sets (the graph for ``features=none``).
-
-    Exact and blockwise (``block`` items × all items at a time); edges of zero similarity (no common user)
-    are dropped. Same format as ``gatrec.graph.knn.knn_graph``: symmetric, no self-loops, weight = cosine.
-    """
-    from gatrec.graph.knn import symmetrize
-
-    r = sp.csr_matrix(train, dtype=np.float32).T.tocsr()
-    r.data[:] = 1.0
-    r = sp.diags(1.0 / np.maximum(np.sqrt(np.asarray(r.sum(axis=1)).ravel()), 1e-12)) @ r
-    rt = r.T.tocsr()
-    n = r.shape[0]
-    k = min(k, n - 1)
-    idx = np.empty((n, k), dtype=np.int64)
-    sim = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        s = torch.from_numpy((r[start:stop] @ rt).toarray())
-        s[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf  # no self-loops
-        v, i = s.topk(k, dim=1)
-        idx[start:stop], sim[start:stop] = i.numpy(), v.numpy()
-    edge_index, weight = symmetrize(idx, sim)
-    keep = weight > 0
-    return edge_index[:, keep], weight[keep]
-
-
-def _load_features(dataset_dir: Path, kind: str, features_dir: str | None) -> np.ndarray:
-    from gatrec.features.store import load_features
-
-    try:
-        return load_features(dataset_dir, kind, features_dir=features_dir)  # type: ignore[arg-type]
-    except DataError as exc:  # the store's message names the file; say what needed it and what to run
-        raise DataError(f"gat --features {kind} needs the item features that `gatrec embed --data "
-                        f"{dataset_dir}` writes: {exc}") from None
-
-
-def _load_knn(dataset_dir: Path, kind: str, k: int,
-              features_dir: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    from gatrec.features.store import load_knn
-
-    try:  # a graph with another k than `gatrec embed` built is built from the saved features and kept
-        return load_knn(dataset_dir, kind, k, features_dir=features_dir,  # type: ignore[arg-type]
-                        build_missing=True)
-    except DataError as exc:
-        raise DataError(f"gat knn_source={kind} needs the item features that `gatrec embed --data "
-                        f"{dataset_dir}` writes: {exc}") from None
-
-
-def _edge_ratings(dataset: Dataset, graph: TrainGraph) -> torch.Tensor:
-    """Training ratings min-max scaled to [0, 1] (missing = 1), one per edge of ``graph.edge_index``."""
-    df = dataset.train
-    users, items = df["user"].to_numpy(), df["item"].to_numpy()
-    r = df["rating"].to_numpy(dtype=np.float32)
-    lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
-    scaled = np.nan_to_num((r - lo) / (hi - lo) if hi > lo else np.ones_like(r), nan=1.0)
-    total = sp.csr_matrix((scaled, (users, items)), shape=(dataset.n_users, dataset.n_items))
-    count = sp.csr_matrix((np.ones_like(scaled), (users, items)), shape=total.shape)
-    total.sum_duplicates()
-    count.sum_duplicates()
-    total.data /= count.data  # a repeated (user, item) pair keeps its mean rating
-    adj = sp.bmat([[None, total], [total.T, None]], format="csr")
-    adj.sort_indices()
-    coo = adj.tocoo()  # the same (row-sorted CSR) edge order as TrainGraph.from_matrix
-    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    if not torch.equal(index, graph.edge_index.cpu()):
-        raise DataError("ratings do not line up with the training graph", file=dataset.path / "train.parquet")
-    return torch.from_numpy(coo.data.astype(np.float32))
