@@ -87,9 +87,10 @@ def pyg_epoch_fn(n_users: int, n_items: int, train_users: np.ndarray, train_item
 
 def build(name: str, ds: Any, graph: Any, params: dict[str, Any] | None = None) -> Any:
     from gatrec import models
+    from gatrec.train.inputs import DatasetInputs
 
     cls = models.get(name)
-    return cls.build(ds, cls.Config.model_validate(params or {}), graph)
+    return cls.build(ds, cls.Config.model_validate(params or {}), graph, DatasetInputs(ds))
 
 
 def part_a(ds: Any, threads: int) -> dict[str, Any]:

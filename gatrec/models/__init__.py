@@ -11,8 +11,17 @@ import importlib
 import importlib.util
 from typing import TYPE_CHECKING
 
+from gatrec.errors import GatrecError
+
 if TYPE_CHECKING:
     from gatrec.models.base import Recommender
+
+
+class UnknownModel(GatrecError, KeyError):
+    """A model name the registry does not know (a KeyError too, for callers that look names up)."""
+
+    def __str__(self) -> str:  # KeyError would print the message quoted
+        return str(self.args[0])
 
 # name -> module defining the class whose `name` equals it. Names whose module is absent are not listed.
 MODULES: dict[str, str] = {
@@ -37,9 +46,9 @@ def get(name: str) -> type[Recommender]:
     from gatrec.models.base import Recommender
 
     if name not in names():
-        raise KeyError(f"unknown model {name!r}; available: {', '.join(names())}")
+        raise UnknownModel(f"unknown model {name!r}; available: {', '.join(names())}")
     module = importlib.import_module(MODULES[name])
     for obj in vars(module).values():
         if isinstance(obj, type) and issubclass(obj, Recommender) and getattr(obj, "name", None) == name:
             return obj
-    raise KeyError(f"{MODULES[name]} defines no Recommender subclass named {name!r}")
+    raise UnknownModel(f"{MODULES[name]} defines no Recommender subclass named {name!r}")

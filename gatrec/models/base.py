@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -122,6 +122,44 @@ class TrainGraph:
         return block_spmm(x, full if rows is None else csr.block(rows, weights), gather=gather)
 
 
+def edge_ratings(dataset: Dataset, graph: TrainGraph) -> torch.Tensor:
+    """Training ratings min-max scaled to [0, 1] (missing = 1), one per edge of ``graph.edge_index``."""
+    from gatrec.errors import DataError
+
+    df = dataset.train
+    users, items = df["user"].to_numpy(), df["item"].to_numpy()
+    r = df["rating"].to_numpy(dtype=np.float32)
+    lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
+    scaled = np.nan_to_num((r - lo) / (hi - lo) if hi > lo else np.ones_like(r), nan=1.0)
+    total = sp.csr_matrix((scaled, (users, items)), shape=(dataset.n_users, dataset.n_items))
+    count = sp.csr_matrix((np.ones_like(scaled), (users, items)), shape=total.shape)
+    total.sum_duplicates()
+    count.sum_duplicates()
+    total.data /= count.data  # a repeated (user, item) pair keeps its mean rating
+    adj = sp.bmat([[None, total], [total.T, None]], format="csr")
+    adj.sort_indices()
+    coo = adj.tocoo()  # the same (row-sorted CSR) edge order as TrainGraph.from_matrix
+    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    if not torch.equal(index, graph.edge_index.cpu()):
+        raise DataError("ratings do not line up with the training graph", file=dataset.path / "train.parquet")
+    return torch.from_numpy(coo.data.astype(np.float32))
+
+
+class ItemInputs(Protocol):
+    """What a model may read beside the dataset, handed to :meth:`Recommender.build` by its caller
+    (``gatrec.train.inputs.DatasetInputs``), so that no model knows where features are stored or how
+    graphs are built. Errors are DataErrors naming the file and what to run."""
+
+    def features(self, kind: str, features_dir: str | None = None) -> np.ndarray:
+        """float32 [n_items, d] item features of ``kind`` (text, image, fused)."""
+        ...
+
+    def knn(self, source: str, k: int, features_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The item–item graph over ``source`` (a feature kind, or ``interactions``) with ``k`` neighbours:
+        ``(edge_index [2, E], edge_weight [E])``, symmetric, no self-loops, cosine weights."""
+        ...
+
+
 @dataclass(frozen=True)
 class BatchRows:
     """A batch of (user, positive, negative) triples as node rows of the user-then-item table.
@@ -193,9 +231,10 @@ class Recommender(torch.nn.Module):
         self.n_users, self.n_items, self.config = n_users, n_items, config
 
     @classmethod
-    def build(cls, dataset: Dataset, config: BaseModel, graph: TrainGraph | None) -> Recommender:
+    def build(cls, dataset: Dataset, config: BaseModel, graph: TrainGraph | None,
+              inputs: ItemInputs | None = None) -> Recommender:
         """Construct for ``dataset`` (what the training loop calls). A model that needs more than the graph,
-        e.g. item features stored beside the dataset, overrides this to load them."""
+        e.g. item features, overrides this and asks ``inputs`` for them."""
         return cls(dataset.n_users, dataset.n_items, config, graph)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor,

@@ -29,6 +29,7 @@ from gatrec.train import checkpoint
 from gatrec.train.allocator import keep_freed_memory
 from gatrec.train.config import TrainConfig
 from gatrec.train.export import RunFolder, write_export
+from gatrec.train.inputs import DatasetInputs
 from gatrec.train.sampler import BPRSampler
 
 log = glog.get(__name__)
@@ -118,7 +119,7 @@ def train(data: str | Path | Dataset, config: TrainConfig, out: str | Path, *, r
     _seed_everything(config.seed)
 
     graph = TrainGraph.from_dataset(ds, device)
-    model = models.get(config.model).build(ds, config.model_hparams(), graph).to(device)
+    model = models.get(config.model).build(ds, config.model_hparams(), graph, DatasetInputs(ds)).to(device)
     state = _prepare_out(out, config, resume=resume, overwrite=overwrite)
     if state is not None and state["data_digest"] != ds.digest:
         raise GatrecError(f"{out} was trained on data {state['data_digest']}, not {ds.digest} ({ds.path}); "

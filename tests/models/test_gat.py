@@ -17,13 +17,15 @@ from gatrec.data.dataset import Dataset
 from gatrec.errors import DataError
 from gatrec.features import store
 from gatrec.fsutil import file_digest, write_json
+from gatrec.graph.interactions import interaction_knn
 from gatrec.graph.knn import knn_graph
 from gatrec.models import get
 from gatrec.models.base import TrainGraph
-from gatrec.models.gat import GAT, GATConfig, interaction_knn
+from gatrec.models.gat import GAT, GATConfig
 from gatrec.models.lightgcn import LightGCN, LightGCNConfig
 from gatrec.train import checkpoint
 from gatrec.train.config import TrainConfig
+from gatrec.train.inputs import DatasetInputs
 from gatrec.train.loop import train
 from tests.models.test_recommenders import assert_loss_matches_reference
 
@@ -99,7 +101,7 @@ def data_with_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build(data: Path, **params: object) -> GAT:
     ds = Dataset.load(data)
     torch.manual_seed(0)
-    model = get("gat").build(ds, GATConfig(**params), TrainGraph.from_dataset(ds))
+    model = get("gat").build(ds, GATConfig(**params), TrainGraph.from_dataset(ds), DatasetInputs(ds))
     assert isinstance(model, GAT)
     return model
 
