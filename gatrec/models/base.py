@@ -249,3 +249,27 @@ class Recommender(torch.nn.Module):
     def item_bias(self) -> torch.Tensor | None:
         """Per-item score offset (n_items,), or None."""
         return None
+
+
+class RowsRecommender(Recommender):
+    """A trained recommender whose loss needs its output at the batch's rows only: subclasses implement
+    ``propagate_rows`` (final and layer-0 representations at sorted distinct node ids); the loss is
+    :func:`triple_loss` over them, one propagation per batch."""
+
+    train_defaults = TUNED_BPR_TRAINING
+
+    def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = BatchRows.of(self.n_users, users, pos, neg)
+        return triple_loss(*self.propagate_rows(batch.rows), batch, self.config.reg_weight,
+                           getattr(self.config, "loss", "bpr"))
+
+
+def normal_table(rows: int, dim: int, std: float) -> torch.nn.Parameter:
+    """One embedding table (users then items) drawn from N(0, std)."""
+    table = torch.nn.Parameter(torch.empty(rows, dim))
+    torch.nn.init.normal_(table, std=std)
+    return table

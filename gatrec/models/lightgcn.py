@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatrec.models.base import TUNED_BPR_TRAINING, BatchRows, Recommender, TrainGraph, triple_loss
+from gatrec.models.base import RowsRecommender, TrainGraph, normal_table
 
 
 class LightGCNConfig(BaseModel):
@@ -32,18 +32,16 @@ class LightGCNConfig(BaseModel):
     init_std: float = Field(0.1, gt=0)
 
 
-class LightGCN(Recommender):
+class LightGCN(RowsRecommender):
     name = "lightgcn"
     Config = LightGCNConfig
-    train_defaults = TUNED_BPR_TRAINING
 
     def __init__(self, n_users: int, n_items: int, config: LightGCNConfig, graph: TrainGraph | None = None):
         super().__init__(n_users, n_items, config, graph)
         if graph is None:
             raise ValueError("lightgcn needs the training graph")
         self.graph = graph
-        self.embedding = torch.nn.Parameter(torch.empty(n_users + n_items, config.dim))
-        torch.nn.init.normal_(self.embedding, std=config.init_std)
+        self.embedding = normal_table(n_users + n_items, config.dim, config.init_std)
 
     def propagate(self) -> torch.Tensor:
         """Layer-mean of the propagated embeddings of all nodes, (n_users + n_items, dim)."""
@@ -65,11 +63,6 @@ class LightGCN(Recommender):
             ego = x.index_select(0, rows)
             return ego, ego
         return (sum(at_rows) + x) / (len(at_rows) + 1), at_rows[0]
-
-    def loss(self, users: torch.Tensor, pos: torch.Tensor,
-             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        batch = BatchRows.of(self.n_users, users, pos, neg)  # one propagation per batch, as in the paper
-        return triple_loss(*self.propagate_rows(batch.rows), batch, self.config.reg_weight)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.propagate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatrec.models.base import TUNED_BPR_TRAINING, BatchRows, Recommender, TrainGraph, triple_loss
+from gatrec.models.base import RowsRecommender, TrainGraph, normal_table
 
 
 class MFConfig(BaseModel):
@@ -17,22 +17,18 @@ class MFConfig(BaseModel):
     init_std: float = Field(0.01, gt=0)
 
 
-class MF(Recommender):
+class MF(RowsRecommender):
     name = "mf"
     Config = MFConfig
-    train_defaults = TUNED_BPR_TRAINING
 
     def __init__(self, n_users: int, n_items: int, config: MFConfig, graph: TrainGraph | None = None):
         super().__init__(n_users, n_items, config, graph)
         # One table for users then items, laid out like LightGCN's.
-        self.embedding = torch.nn.Parameter(torch.empty(n_users + n_items, config.dim))
-        torch.nn.init.normal_(self.embedding, std=config.init_std)
+        self.embedding = normal_table(n_users + n_items, config.dim, config.init_std)
 
-    def loss(self, users: torch.Tensor, pos: torch.Tensor,
-             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        batch = BatchRows.of(self.n_users, users, pos, neg)
-        e = self.embedding[batch.rows]
-        return triple_loss(e, e, batch, self.config.reg_weight)
+    def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        e = self.embedding[rows]
+        return e, e
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.embedding[: self.n_users], self.embedding[self.n_users:]
