@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "Guard promotions made in the MLflow UI (webhook receiver / watcher)."),
     "sweep": ("sweep", "Hyper-parameter sweep with Optuna."),
     "pipeline": ("pipeline", "Run prepare → embed → train → eval → register → promote."),
+    "bento": ("bento", "Package the champion as a BentoML Bento and build its container image."),
     "cloud": ("cloud", "Run on Google Cloud: Vertex AI jobs, image push, Cloud Run deploy."),
 }
 

@@ -92,8 +92,9 @@ def test_logged_model_has_no_pickle_and_carries_signature(champion: tuple[str, P
     assert "python_model" not in flavor and flavor["model_code_path"].endswith("pyfunc.py")
     assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
     assert {"artifacts/model/item_embeddings.npy", "artifacts/model/seen.npz",
-            "artifacts/model/popularity.npy", "input_example.json"} <= set(files)
-    assert {c["name"] for c in json.loads(mlmodel["signature"]["inputs"])} == {"user_id", "history", "k"}
+            "artifacts/model/popularity.npy", "input_example.json", "code/gatrec_topk.py"} <= set(files)
+    assert {c["name"] for c in json.loads(mlmodel["signature"]["inputs"])} == {
+        "user_id", "history", "k", "exclude_seen", "exclude"}
     requirements = (local / "requirements.txt").read_text()
     assert "torch" not in requirements and "numpy" in requirements
     tags = mv.tags
