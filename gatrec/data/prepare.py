@@ -1,7 +1,8 @@
 """``gatrec prepare``: read raw data, clean it, split it, and write the prepared dataset folder.
 
 The folder is built in a temp directory and renamed into place (``fsutil.atomic_dir``), so a failure
-never leaves half a dataset and an existing good output is only replaced on success.
+never leaves half a dataset and an existing good output is only replaced on success. Only a folder that
+is a prepared dataset is replaced (``fsutil.guard_output``), unless ``force``.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gatrec import __version__
 from gatrec.data import clean
-from gatrec.data.dataset import MANIFEST, SPLITS
+from gatrec.data.dataset import MANIFEST, SPLITS, record_files
 from gatrec.data.readers import FORMATS, RawData, read_raw
 from gatrec.data.readers.base import TEXT_FIELDS
 from gatrec.data.split import PROTOCOLS, split
-from gatrec.errors import DataError, GatrecError
-from gatrec.fsutil import atomic_dir, file_digest, write_json
+from gatrec.errors import DataError, GatrecError, invalid_options
+from gatrec.fsutil import atomic_dir, file_digest, guard_output, write_json
 from gatrec.log import get
 
 log = get(__name__)
 FORMAT_VERSION = 1
+OUTPUT_KIND = "prepared"
 
 
 class PrepareConfig(BaseModel):
@@ -45,6 +47,7 @@ class PrepareConfig(BaseModel):
     kcore: int = Field(5, ge=0, description="minimum interactions per user and item; 0 disables")
     min_rating: float | None = Field(None, description="keep interactions with rating >= this")
     category: str | None = Field(None, description="Amazon category when a folder holds several")
+    force: bool = Field(False, description="replace --out even if it is not a prepared dataset folder")
 
     @field_validator("fmt")
     @classmethod
@@ -63,14 +66,13 @@ class PrepareConfig(BaseModel):
 
 def prepare_dataset(input: str | Path, out: str | Path, *, fmt: str = "auto", split: str = "mmrec",
                     seed: int = 0, kcore: int = 5, min_rating: float | None = None,
-                    category: str | None = None) -> Path:
+                    category: str | None = None, force: bool = False) -> Path:
     """Prepare ``input`` into the dataset folder ``out`` and return ``out``."""
     try:
         cfg = PrepareConfig(input=input, out=out, fmt=fmt, split=split, seed=seed, kcore=kcore,
-                            min_rating=min_rating, category=category)
+                            min_rating=min_rating, category=category, force=force)
     except ValidationError as exc:
-        msgs = [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
-        raise GatrecError("; ".join(msgs)) from None
+        raise invalid_options(exc, "prepare options", as_flags=False) from None
     return prepare(cfg)
 
 
@@ -83,6 +85,7 @@ def _stage(name: str, **info: object) -> Iterator[dict]:
 
 def prepare(cfg: PrepareConfig) -> Path:
     _check_paths(cfg.input, cfg.out)
+    guard_output(cfg.out, OUTPUT_KIND, force=cfg.force)
     started = time.perf_counter()
     with _stage("read") as info:
         raw = read_raw(cfg.input, cfg.fmt, cfg.category)
@@ -114,11 +117,12 @@ def prepare(cfg: PrepareConfig) -> Path:
         "digest": split_digest(parts),
         "created_by": f"gatrec {__version__}",
     }
-    with _stage("write", out=str(cfg.out)), atomic_dir(cfg.out) as tmp:
+    with _stage("write", out=str(cfg.out)), atomic_dir(cfg.out, kind=OUTPUT_KIND) as tmp:
         for name in SPLITS:
             _write_parquet(parts[name], tmp / f"{name}.parquet")
         _write_parquet(users, tmp / "users.parquet")
         _write_parquet(items, tmp / "items.parquet")
+        manifest["files"] = record_files(tmp)
         write_json(tmp / MANIFEST, manifest)
     log.info("prepare done", out=str(cfg.out), seconds=round(time.perf_counter() - started, 2),
              users=manifest["n_users"], items=manifest["n_items"], **manifest["counts"])

@@ -37,10 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
 from gatrec import log as _log
-from gatrec.fsutil import atomic_dir, write_json
+from gatrec.fsutil import atomic_dir, guard_output, write_json
 
 log = _log.get(__name__)
 
+OUTPUT_KIND = "synth"
 ELECTRONICS = {"users": 192_403, "items": 63_001, "interactions": 1_689_188, "clusters": 64}
 MAX_USER_SHARE = 0.25  # no user touches more than this share of the catalogue: keeps unique sampling fast
 TASTE_ROUNDS = 10  # resampling rounds by taste before the few leftover slots are filled uniformly
@@ -148,10 +149,12 @@ class SynthConfig(BaseModel):
         return self
 
 
-def synthesize(config: SynthConfig, out: str | Path, *, workers: int | None = None) -> Path:
+def synthesize(config: SynthConfig, out: str | Path, *, workers: int | None = None, force: bool = False) -> Path:
     """Write the dataset to ``out`` (replaced atomically) and return it. ``workers`` (image processes,
-    default: all CPUs) changes only the speed, never the output."""
+    default: all CPUs) changes only the speed, never the output. An existing ``out`` is replaced only if it
+    is an earlier synth output (or ``force``)."""
     out, started = Path(out), time.perf_counter()
+    guard_output(out, OUTPUT_KIND, force=force)
     rng = np.random.default_rng(config.seed)
     item_cluster = rng.permutation(np.arange(config.items) % config.clusters)
     taste = _tastes(config, rng)
@@ -159,7 +162,7 @@ def synthesize(config: SynthConfig, out: str | Path, *, workers: int | None = No
     frame = _timeline(config, users, items, times, item_cluster, taste, rng)
     log.info("synth.sampled", interactions=len(frame), seconds=round(time.perf_counter() - started, 2))
     records = _item_records(config, item_cluster, rng)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind=OUTPUT_KIND) as tmp:
         _write_csv(frame, tmp / "interactions.csv")
         with open(tmp / "items.jsonl", "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)

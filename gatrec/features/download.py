@@ -1,11 +1,16 @@
-"""Image URL download: concurrent, retried, bounded, cached on disk by URL hash."""
+"""Image URL download (concurrent, retried, bounded, cached on disk by URL hash) and the quick check that
+pretrained image weights can be had at all before an embed run starts."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -13,6 +18,7 @@ from tqdm import tqdm
 from urllib3.util.retry import Retry
 
 from gatrec import log as glog
+from gatrec.errors import GatrecError
 from gatrec.fsutil import atomic_file
 
 log = glog.get(__name__)
@@ -70,3 +76,59 @@ def download_all(urls: Sequence[str], cache_dir: Path, *, workers: int = 16, ret
     failed = sum(p is None for p in paths)
     log.info("images_downloaded", urls=len(unique), failed=failed)
     return dict(zip(unique, paths, strict=True))
+
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face hub (``$HF_ENDPOINT``) cannot be reached now, or None when a TCP connection to it
+    opens within ``timeout`` seconds (name lookup included)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+
+    def connect() -> None:
+        socket.create_connection((host, port), timeout=timeout).close()
+
+    # getaddrinfo ignores socket timeouts; a thread bounds the whole attempt.
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(connect).result(timeout=timeout + 0.5)
+        return None
+    except FutureTimeout:
+        return f"no answer from {host}:{port} within {timeout:.0f} s"
+    except OSError as exc:
+        return f"cannot reach {host}:{port} ({exc.strerror or exc})"
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def check_pretrained_weights(tag: str, *, model: str = "", timeout: float = 3.0) -> None:
+    """Fail in seconds when the open_clip pretrained ``tag`` would have to be downloaded and cannot be.
+
+    A local file, ``none`` or a reachable hub pass. Offline, a tag already in the Hugging Face cache passes
+    too (the hub is then put in offline mode so loading does not retry the network); anything else raises.
+    """
+    if tag.lower() == "none" or Path(tag).expanduser().exists():
+        return
+    reason = hub_unreachable(timeout)
+    if reason is None:
+        return
+    cache = _hub_cache()
+    cached = cache.is_dir() and any(tag.lower() in p.name.lower() for p in cache.glob("models--*"))
+    if cached:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        log.info("hub_offline_using_cache", tag=tag, reason=reason, cache=str(cache))
+        return
+    what = f"open_clip {model} weights" if model else "open_clip weights"
+    raise GatrecError(f"--image-weights {tag}: {what} must be downloaded from the Hugging "
+                      f"Face hub, which is unreachable ({reason}) and they are not in {cache}; pass "
+                      "--image-weights PATH (a local checkpoint) or --image-weights none (random init)")

@@ -26,9 +26,10 @@ def raw(tmp_path, make_folder, make_rows):
 
 def test_writes_the_prepared_folder(tmp_path, raw):
     out = prepare_dataset(raw, tmp_path / "out", kcore=5)
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, ".gatrec-output.json", ".gatrec-verified.json"])
     m = json.loads((out / "manifest.json").read_text())
     assert m["format_version"] == 1 and m["created_by"].startswith("gatrec ")
+    assert sorted(m["files"]) == sorted(FILES[:5]) and all(len(f["sha256"]) == 64 for f in m["files"].values())
     assert m["source"]["format"] == "folder"
     assert [f["name"] for f in m["source"]["files"]] == ["interactions.csv", "items.jsonl"]
     assert all(len(f["sha256"]) == 64 for f in m["source"]["files"])

@@ -18,6 +18,9 @@ from tqdm.utils import CallbackIOWrapper
 from gatrec.errors import DataError
 
 TEXT_FIELDS = ("title", "description", "brand", "categories")
+# Largest integer value accepted (timestamps, ids): 2**53, the last one float64 holds exactly; epoch
+# milliseconds are far below it.
+MAX_INTEGER = 2**53
 
 
 @dataclass
@@ -90,21 +93,32 @@ def numeric_column(values: Iterable[Any], *, file: Path, field: str, lines: np.n
     # Columns a parser already typed skip the (slow) text conversion.
     num = series if series.dtype.kind in "iuf" else pd.to_numeric(series, errors="coerce")
     if integer and num.dtype.kind in "iu":
-        return num.to_numpy(dtype=np.int64)
+        big = num.to_numpy() > MAX_INTEGER if num.dtype.kind == "u" else np.abs(num.to_numpy()) > MAX_INTEGER
+        if not big.any():
+            return num.to_numpy(dtype=np.int64)
+        _raise_bad(series, big, "an integer in range", file=file, field=field, lines=lines, row_word=row_word)
     arr = num.to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(arr)
     if integer:
-        bad |= np.floor(arr) != arr  # NaN is already bad; this adds fractions
+        # NaN is already bad; this adds fractions, and values beyond 2**53, where float64 (and the int64 they
+        # become) can no longer hold every integer: 1e20 would wrap to the most negative int64.
+        bad |= (np.floor(arr) != arr) | (np.abs(arr) > MAX_INTEGER)
     if bad.any():
-        i = int(np.argmax(bad))
-        kind = "an integer" if integer else "a number"
-        where = int(lines[i]) if lines is not None else i + 1
-        msg = f"value {series.iloc[i]!r} is not {kind}"
-        if row_word == "line":
-            raise DataError(msg, file=file, line=where, field=field)
-        raise DataError(f"{row_word} {where}: {msg}", file=file, field=field)
-    # float64 holds every int up to 2**53: far beyond epoch milliseconds.
+        _raise_bad(series, bad, "an integer in range" if integer else "a finite number", file=file, field=field,
+                   lines=lines, row_word=row_word)
     return arr.astype(np.int64) if integer else arr
+
+
+def _raise_bad(series: pd.Series, bad: np.ndarray, kind: str, *, file: Path, field: str,
+               lines: np.ndarray | None, row_word: str) -> None:
+    i = int(np.argmax(bad))
+    where = int(lines[i]) if lines is not None else i + 1
+    value = series.iloc[i]
+    shown = repr(value.item() if isinstance(value, np.generic) else value)  # inf, not np.float64(inf)
+    msg = f"value {shown} is not {kind}"
+    if row_word == "line":
+        raise DataError(msg, file=file, line=where, field=field)
+    raise DataError(f"{row_word} {where}: {msg}", file=file, field=field)
 
 
 def drop_blank_rows(df: pd.DataFrame, first_line: int) -> tuple[pd.DataFrame, np.ndarray]:
