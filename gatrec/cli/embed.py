@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from gatrec.cli.locations import Location
 from gatrec.errors import GatrecError
 
 
@@ -15,9 +16,9 @@ def _csv(value: str) -> list[str]:
 
 
 @click.command("embed")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--data", "data", required=True, type=Location(exists=True, file_okay=False, path_type=Path),
               help="Prepared dataset folder (from `gatrec prepare`).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("--out", type=Location(file_okay=False, path_type=Path), default=None,
               help="Features folder. [default: DATA/features]")
 @click.option("--modalities", default="text,image", show_default=True,
               help="Comma list of text,image; a modality no item has is skipped with a warning.")

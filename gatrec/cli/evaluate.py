@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from gatrec.cli.locations import Location
 from gatrec.errors import DataError, GatrecError
 
 
@@ -15,15 +16,15 @@ Examples:
   gatrec eval --run runs/lgcn --split valid --out valid_metrics.json
   gatrec eval --run runs/lgcn --data /elsewhere/prepared --mask-valid
   gatrec eval --run runs/lgcn --run-id "$(cat runs/lgcn/mlflow_run_id)"   # into the training run""")
-@click.option("--run", "run", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--run", "run", required=True, type=Location(exists=True, file_okay=False, path_type=Path),
               help="Run folder written by `gatrec train` (or its model/ export folder).")
 @click.option("--split", type=click.Choice(["test", "valid"]), default="test", show_default=True)
 @click.option("--mask-valid/--no-mask-valid", default=None,
               help="At test time also mask the validation items [the run's mask_valid_at_test].")
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--data", type=Location(exists=True, file_okay=False, path_type=Path),
               help="Prepared dataset folder [the one recorded in the run]; must have the same digest.")
 @click.option("--k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's ks].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the metrics as JSON.")
+@click.option("--out", type=Location(dir_okay=False, path_type=Path), help="Also write the metrics as JSON.")
 @click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
               help="Do not record the evaluation in MLflow [env GATREC_NO_MLFLOW=1].")
 @click.option("--run-id", metavar="RUN_ID",

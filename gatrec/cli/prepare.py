@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from gatrec.cli.locations import Location
 from gatrec.data.dataset import MANIFEST
 
 FORMAT_CHOICES = ("auto", "folder", "amazon-2014", "amazon-2018", "amazon-2023", "movielens")
@@ -14,7 +15,7 @@ SPLIT_CHOICES = ("mmrec", "user-temporal", "leave-one-out")
 
 
 @click.command(name="prepare")
-@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+@click.option("--input", "input_path", required=True, type=Location(path_type=Path),
               help="Raw data: a plain folder, an Amazon dump folder/file, or a MovieLens folder.")
 @click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="auto", show_default=True,
               help="Input format; auto detects it from the file names.")
@@ -25,7 +26,7 @@ SPLIT_CHOICES = ("mmrec", "user-temporal", "leave-one-out")
               help="Iterative k-core on users and items (0 disables).")
 @click.option("--min-rating", type=float, default=None, help="Keep only interactions with rating >= this.")
 @click.option("--category", default=None, help="Amazon category, when the folder holds several dumps.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (replaced on success).")
+@click.option("--out", required=True, type=Location(path_type=Path), help="Output folder (replaced on success).")
 @click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
               help="Do not record the step as an MLflow run [env GATREC_NO_MLFLOW=1].")
 @click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")

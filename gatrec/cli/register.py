@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from gatrec.cli.locations import Location
 from gatrec.registry.options import client_for, registry_options
 
 
@@ -18,8 +19,8 @@ Example:
   gatrec register --run runs/lgcn --name gatrec
   gatrec promote --version candidate
 """)
-@click.option("--run", "run", required=True, metavar="RUNDIR|RUN_ID",
-              help="A `gatrec train` output folder, or the MLflow run id of a training run.")
+@click.option("--run", "run", required=True, metavar="RUNDIR|RUN_ID", type=Location(path_type=str),
+              help="A `gatrec train` output folder (local or gs://), or the MLflow run id of a training run.")
 @registry_options
 def command(run: str, name: str, tracking_uri: str | None) -> None:
     from gatrec.registry.register import register_run

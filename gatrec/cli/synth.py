@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from gatrec.cli.locations import Location
 from gatrec.errors import GatrecError
 
 
 @click.command("synth")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("--out", type=Location(file_okay=False, path_type=Path), required=True,
               help="Folder to write (replaced atomically).")
 @click.option("--preset", type=click.Choice(["small", "electronics"]), default="small", show_default=True,
               help="Size preset; electronics = 192,403 users, 63,001 items, 1,689,188 interactions, 64 clusters.")

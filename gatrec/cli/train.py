@@ -9,6 +9,7 @@ import click
 import yaml
 
 from gatrec import models
+from gatrec.cli.locations import Location
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -48,7 +49,7 @@ Examples:
   gatrec train --data data/prepared --model lightgcn --out runs/lgcn --register --model-name gatrec
 
 Running it again with the same --out and settings resumes from the last epoch's checkpoint.""")
-@click.option("--data", "data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--data", "data", required=True, type=Location(exists=True, file_okay=False, path_type=Path),
               help="Prepared dataset folder (from `gatrec prepare`).")
 @click.option("--model", type=click.Choice(models.names()), default=None,
               help="Model to train (required unless the --config file names one).")
@@ -70,7 +71,7 @@ Running it again with the same --out and settings resumes from the last epoch's 
                    "'none' is accepted by every model.")
 @click.option("--loss", type=click.Choice(["bpr", "bce"]),
               help="Training loss for models that offer a choice (gat) [bpr]; 'bpr' is accepted by every model.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--out", required=True, type=Location(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--overwrite", is_flag=True, help="Discard what --out holds and start over.")
 @click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
               help="Do not log to MLflow [env GATREC_NO_MLFLOW=1].")

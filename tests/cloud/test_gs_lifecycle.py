@@ -1,0 +1,123 @@
+"""prepare → train → eval → register with every path on gs:// (gcp-storage-emulator) and an ``mlflow server``
+whose artefact store is gs:// on the same emulator: the real ``gatrec`` commands in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import VENV_BIN, free_port
+
+from gatrec.cloud import storage
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def bucket(gcs_emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.host)
+    name = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    storage.client().create_bucket(name)
+    return name
+
+
+@pytest.fixture
+def gs_mlflow(bucket: str, tmp_path: Path) -> Iterator[str]:
+    """``mlflow server`` proxying artefacts to gs://BUCKET/mlflow (as infra/ runs it on Cloud Run)."""
+    port = free_port()
+    log = tmp_path / "mlflow.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([str(VENV_BIN / "mlflow"), "server", "--backend-store-uri",
+                                 f"sqlite:///{tmp_path}/mlflow.db", "--artifacts-destination",
+                                 f"gs://{bucket}/mlflow", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", "1"], cwd=tmp_path, env=os.environ.copy(),
+                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(480):
+            if proc.poll() is not None:
+                break
+            try:
+                if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        else:
+            raise RuntimeError(f"mlflow server did not start\n{log.read_text()[-3000:]}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited\n{log.read_text()[-3000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def gatrec(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "gatrec", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, f"gatrec {' '.join(args)}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def objects(bucket: str, prefix: str) -> set[str]:
+    return {b.name.removeprefix(prefix) for b in storage.client().list_blobs(bucket, prefix=prefix)}
+
+
+def test_lifecycle_with_every_path_on_gs(bucket, gs_mlflow, tmp_path) -> None:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": gs_mlflow, "GATREC_GS_CACHE": str(tmp_path / "gs-cache"),
+           "MLFLOW_EXPERIMENT_NAME": "gs-lifecycle"}
+    env.pop("GATREC_NO_MLFLOW", None)
+    gs = f"gs://{bucket}"
+    gatrec("synth", "--out", f"{gs}/raw", "--users", "120", "--items", "60", "--interactions", "1500",
+           "--no-images", "--workers", "1", env=env, cwd=tmp_path)
+    assert "interactions.csv" in " ".join(objects(bucket, "raw/")) or objects(bucket, "raw/")
+    gatrec("prepare", "--input", f"{gs}/raw", "--out", f"{gs}/data", env=env, cwd=tmp_path)
+    prepared = objects(bucket, "data/")
+    assert {"manifest.json", "train.parquet", "valid.parquet", "test.parquet"} <= prepared
+    gatrec("train", "--data", f"{gs}/data", "--model", "mf", "--epochs", "2", "--threads", "1",
+           "--out", f"{gs}/runs/mf", env=env, cwd=tmp_path)
+    run = objects(bucket, "runs/mf/")
+    assert "metrics.json" in run and any(n.startswith("model/") for n in run)
+    metrics = json.loads(storage.client().bucket(bucket).blob("runs/mf/metrics.json").download_as_bytes())
+    gatrec("eval", "--run", f"{gs}/runs/mf", "--out", f"{gs}/runs/mf/eval_test.json", env=env, cwd=tmp_path)
+    assert "eval_test.json" in objects(bucket, "runs/mf/")
+    reg = gatrec("register", "--run", f"{gs}/runs/mf", "--name", "gs-lifecycle", env=env, cwd=tmp_path)
+    assert "registered gs-lifecycle v1" in reg.stdout
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(gs_mlflow)
+    mv = client.get_model_version("gs-lifecycle", "1")
+    assert mv.run_id == metrics["mlflow_run_id"]  # the version belongs to the training run
+    # The model's files went through the server into the bucket.
+    logged = objects(bucket, "mlflow/")
+    assert any(n.endswith("MLmodel") for n in logged), sorted(logged)[:20]
+    assert not objects(bucket, storage.TMP_PREFIX)  # no temp object left behind
+
+
+def test_failed_step_uploads_nothing(bucket, tmp_path) -> None:
+    env = {**os.environ, "GATREC_GS_CACHE": str(tmp_path / "gs-cache")}
+    gs = f"gs://{bucket}"
+    gatrec("synth", "--out", f"{gs}/raw", "--users", "120", "--items", "60", "--interactions", "1500",
+           "--no-images", "--workers", "1", env=env, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "gatrec", "prepare", "--input", f"{gs}/raw", "--kcore", "500",
+                           "--out", f"{gs}/data"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert not objects(bucket, "data/")
+    missing = subprocess.run([sys.executable, "-m", "gatrec", "prepare", "--input", f"{gs}/nope", "--out",
+                              f"{gs}/data"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and f"{gs}/nope" in missing.stderr
