@@ -8,7 +8,8 @@ import click
 from pydantic import ValidationError
 
 from gatrec.cli.locations import Location
-from gatrec.errors import GatrecError
+from gatrec.cli.options import mlflow_options
+from gatrec.errors import invalid_options
 
 
 def _csv(value: str) -> list[str]:
@@ -41,9 +42,7 @@ def _csv(value: str) -> list[str]:
 @click.option("--device", default=None, help="torch device for both models. [default: cuda if available]")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Embedding cache. [default: $GATREC_CACHE, else OUT/cache]")
-@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
-              help="Do not record the step as an MLflow run [env GATREC_NO_MLFLOW=1].")
-@click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
+@mlflow_options("record the step as an MLflow run")
 def command(data: Path, out: Path | None, modalities: str, text_model: str, text_fields: str,
             text_batch_size: int, image_model: str, image_weights: str, image_batch_size: int, fused_dim: int,
             knn_k: int, knn_features: str, knn_backend: str, device: str | None, cache_dir: Path | None,
@@ -69,8 +68,7 @@ def command(data: Path, out: Path | None, modalities: str, text_model: str, text
                    "device": device},
             knn={"k": knn_k, "backend": knn_backend} if knn_k > 0 else None, knn_features=knn_features)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise GatrecError(f"invalid options: {problems}") from exc
+        raise invalid_options(exc, as_flags=False) from None
     out_dir = cfg.out or data / "features"
     with step_run("embed", enabled=not no_mlflow, experiment=experiment,
                   params=cfg.model_dump(mode="json")) as step:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gatrec.cli.locations import Location
+from gatrec.cli.options import experiment_option, no_mlflow_option
 from gatrec.errors import DataError, GatrecError
 
 
@@ -25,12 +26,11 @@ Examples:
               help="Prepared dataset folder [the one recorded in the run]; must have the same digest.")
 @click.option("--k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's ks].")
 @click.option("--out", type=Location(dir_okay=False, path_type=Path), help="Also write the metrics as JSON.")
-@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
-              help="Do not record the evaluation in MLflow [env GATREC_NO_MLFLOW=1].")
+@no_mlflow_option("record the evaluation in MLflow")
 @click.option("--run-id", metavar="RUN_ID",
               help="Log the metrics (as eval_<split>_<metric>) into this MLflow run, e.g. the training run "
                    "(its mlflow_run_id in metrics.json) [a new run named 'eval'].")
-@click.option("--experiment", help="MLflow experiment of the new run [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
+@experiment_option("MLflow experiment of the new run")
 def command(run: Path, split: str, mask_valid: bool | None, data: Path | None, ks: tuple[int, ...],
             out: Path | None, no_mlflow: bool, run_id: str | None, experiment: str | None) -> None:
     """Full-ranking metrics of a trained run, from its exported embeddings.

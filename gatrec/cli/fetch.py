@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from gatrec.errors import GatrecError
+from gatrec.errors import invalid_options
 
 
 def _checksums(values: tuple[str, ...]) -> dict[str, str]:
@@ -54,6 +54,6 @@ def command(source: str, category: str, out: Path, base_url: str | None, reviews
         config = FetchConfig(source=source, category=category, out=out, base_url=base_url,
                              reviews_only=reviews_only, sha256=_checksums(sha256), retries=retries)
     except ValidationError as exc:
-        raise GatrecError(f"invalid fetch options: {exc}") from None
+        raise invalid_options(exc, "fetch options") from None
     for path in fetch(config):
         click.echo(str(path))

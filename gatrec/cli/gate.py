@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gatrec.registry.options import client_for, policy_option, tracking_uri_option
+from gatrec.cli.options import client_for, policy_option, tracking_uri_option
 
 names_option = click.option(
     "--name", "names", multiple=True, envvar="GATREC_MODEL_NAME", default=("gatrec",), show_default=True,

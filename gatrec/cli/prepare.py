@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from gatrec.cli.locations import Location
+from gatrec.cli.options import mlflow_options
 from gatrec.data.dataset import MANIFEST
 
 FORMAT_CHOICES = ("auto", "folder", "amazon-2014", "amazon-2018", "amazon-2023", "movielens")
@@ -27,9 +28,7 @@ SPLIT_CHOICES = ("mmrec", "user-temporal", "leave-one-out")
 @click.option("--min-rating", type=float, default=None, help="Keep only interactions with rating >= this.")
 @click.option("--category", default=None, help="Amazon category, when the folder holds several dumps.")
 @click.option("--out", required=True, type=Location(path_type=Path), help="Output folder (replaced on success).")
-@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
-              help="Do not record the step as an MLflow run [env GATREC_NO_MLFLOW=1].")
-@click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
+@mlflow_options("record the step as an MLflow run")
 def command(input_path: Path, fmt: str, split_protocol: str, seed: int, kcore: int, min_rating: float | None,
             category: str | None, out: Path, no_mlflow: bool, experiment: str | None) -> None:
     """Ingest, clean (dedupe, rating threshold, k-core) and split interaction data.

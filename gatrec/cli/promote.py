@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gatrec.registry.options import client_for, policy_option, registry_options
+from gatrec.cli.options import client_for, policy_option, registry_options
 
 
 @click.command(help="""Gate a model version against the champion and promote it if it passes.

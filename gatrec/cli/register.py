@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gatrec.cli.locations import Location
-from gatrec.registry.options import client_for, registry_options
+from gatrec.cli.options import client_for, registry_options
 
 
 @click.command(help="""Register a trained run as a new version of the registered model.

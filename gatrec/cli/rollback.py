@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gatrec.registry.options import client_for, registry_options
+from gatrec.cli.options import client_for, registry_options
 
 
 @click.command(help="""Restore the previous champion (alias and Production stage) from the audit trail.

@@ -10,6 +10,7 @@ import yaml
 
 from gatrec import models
 from gatrec.cli.locations import Location
+from gatrec.cli.options import mlflow_options
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -73,9 +74,7 @@ Running it again with the same --out and settings resumes from the last epoch's 
               help="Training loss for models that offer a choice (gat) [bpr]; 'bpr' is accepted by every model.")
 @click.option("--out", required=True, type=Location(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--overwrite", is_flag=True, help="Discard what --out holds and start over.")
-@click.option("--no-mlflow", is_flag=True, envvar="GATREC_NO_MLFLOW",
-              help="Do not log to MLflow [env GATREC_NO_MLFLOW=1].")
-@click.option("--experiment", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME or 'gatrec'].")
+@mlflow_options()
 @click.option("--register", is_flag=True,
               help="After training, register the run as a new model version aliased 'candidate'.")
 @click.option("--model-name", help="Registered model name for --register [$GATREC_MODEL_NAME or 'gatrec'].")

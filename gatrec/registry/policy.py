@@ -9,7 +9,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gatrec.errors import DataError
+from gatrec.errors import DataError, invalid_file
 
 DEFAULT_POLICY = "default_policy.yaml"
 
@@ -41,24 +41,6 @@ class Policy(BaseModel):
         return list(dict.fromkeys(names))
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """1-based line of the YAML node at a pydantic error location (best effort)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if k.value == str(key)]
-            if not match:
-                break
-            node = match[0][1]
-            line = match[0][0].start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file; ``None`` gives the packaged default policy."""
     if path is None:
@@ -70,7 +52,6 @@ def load_policy(path: str | Path | None = None) -> Policy:
             raise DataError("policy file not found", file=source)
         text = source.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text)
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -80,7 +61,4 @@ def load_policy(path: str | Path | None = None) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(err["loc"])
-        raise DataError(err["msg"], file=source, line=_line_of(node, loc),
-                        field=".".join(str(p) for p in loc) or None) from None
+        raise invalid_file(exc, source, text) from None

@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from gatrec import models
-from gatrec.errors import DataError
+from gatrec.errors import DataError, invalid_file
 
 METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "mrr")
 
@@ -114,14 +114,7 @@ class TrainConfig(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc, msg = [str(p) for p in err["loc"]], err["msg"].removeprefix("Value error, ")
-            nested = (err.get("ctx") or {}).get("error")
-            if isinstance(nested, _NestedError):  # an error inside model_params: name the inner field
-                loc, msg = loc + list(nested.loc), str(nested)
-            line = _yaml_line(text, loc) if text is not None else None
-            raise DataError(msg, file=source or "config", line=line,
-                            field=".".join(loc) or None) from None
+            raise invalid_file(exc, source or "config", text) from None
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -157,21 +150,3 @@ class _NestedError(ValueError):
         super().__init__(msg)
         self.loc = loc
 
-
-def _yaml_line(text: str, loc: list[str]) -> int | None:
-    """1-based line of the key at ``loc`` in a YAML document (None if it is not in the text)."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key, value in node.value:
-            if key.value == part:
-                line, node = key.start_mark.line + 1, value
-                break
-        else:
-            break
-    return line
