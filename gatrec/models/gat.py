@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
 from torch_geometric.nn import GATConv, GATv2Conv
@@ -52,6 +52,7 @@ from gatrec.models.base import (
     gather_rows,
     triple_loss,
 )
+from gatrec.models.content_attention import ContentAttention, content_keys
 from gatrec.models.sparse import EdgeCSR, spmm
 from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
 
@@ -101,6 +102,21 @@ class GATConfig(BaseModel):
     knn_attention: bool = Field(True, description="attention over kNN neighbours (else cosine weights)")
     features_dir: str | None = Field(None, description="`gatrec embed` output; None = DATA/features")
     use_ratings: bool = Field(True, description="normalised ratings weight the attention, where present")
+    attention_keys: Literal["embeddings", "features", "interactions"] = Field(
+        "embeddings", description="what the attention logits read: the ID embeddings (GATConv), or fixed "
+        "content keys (TransformerConv, gatrec/models/content_attention.py): the item features (needs "
+        "features) or the low-rank SVD of the training interactions; content keys ignore ratings")
+    content_rate: float = Field(10.0, gt=0, description="learning-rate factor of the content attention's "
+                                "temperatures (1e-9 freezes them at 0: uniform attention)")
+    content_projection: bool = Field(False, description="content attention also learns a projection of the keys")
+    content_dim: int = Field(64, ge=1, description="size of the content keys (PCA of the features, or the "
+                             "SVD's rank), at most dim")
+
+    @model_validator(mode="after")
+    def _keys_have_content(self) -> GATConfig:
+        if self.attention_keys == "features" and self.features == "none":
+            raise ValueError("attention_keys=features needs item features (features=text, image or fused)")
+        return self
 
     def resolved_knn_source(self) -> str:
         if self.knn_weight == 0:
@@ -159,7 +175,7 @@ class GAT(Recommender):
 
     def __init__(self, n_users: int, n_items: int, config: GATConfig, graph: TrainGraph | None = None, *,
                  features: np.ndarray | None = None, knn: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 ratings: torch.Tensor | None = None):
+                 ratings: torch.Tensor | None = None, content: torch.Tensor | None = None):
         super().__init__(n_users, n_items, config, graph)
         if graph is None:
             raise ValueError("gat needs the training graph")
@@ -173,8 +189,16 @@ class GAT(Recommender):
         emb = torch.empty(n, config.dim, device=dev)
         self.embedding = nn.Parameter(nn.init.xavier_uniform_(emb) if config.init_std is None
                                       else nn.init.normal_(emb, std=config.init_std))
+        # attention_keys != embeddings: the logits read fixed content keys (content_attention.py) instead
+        self.content: ContentAttention | None = None
+        if config.attention_keys != "embeddings":
+            if content is None:
+                raise ValueError(f"attention_keys={config.attention_keys!r} needs the content keys")
+            content = content.to(dev)
+            self.content = ContentAttention(content, config.n_layers, config.content_rate,
+                                            config.content_projection)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
-                                    for _ in range(config.n_layers)])
+                                    for _ in range(config.n_layers if self.content is None else 0)])
         # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
         self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
         # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
@@ -191,11 +215,16 @@ class GAT(Recommender):
         self.gate = nn.Parameter(torch.zeros((), device=dev)) if use_gate else None
         self.knn_conv: GATConv | GATv2Conv | None = None
         self.knn_graph: EdgeCSR | None = None
+        self.knn_content: ContentAttention | None = None
         if knn is not None and config.knn_weight > 0:
             index, weight = knn[0].to(dev), knn[1].to(dev)
             self.knn_graph, perm = EdgeCSR.from_edges(index, n_items)
             if config.knn_attention:
-                self.knn_conv = attention_conv(config)
+                if content is None:
+                    self.knn_conv = attention_conv(config)
+                else:
+                    self.knn_content = ContentAttention(content[n_users:], 1, config.content_rate,
+                                                        config.content_projection)
                 self.register_buffer("knn_degree", _degree(index[1], n_items), False)
             else:  # fixed cosine weights, symmetric-normalised (FREEDOM's frozen graph)
                 self.register_buffer("knn_weights", sym_norm_weights(index, weight, n_items)[perm], False)
@@ -223,11 +252,16 @@ class GAT(Recommender):
         ratings = None
         if config.use_ratings and "rating" in dataset.train.columns:
             ratings = edge_ratings(dataset, graph)
+        content = None
+        if config.attention_keys != "embeddings":
+            content = content_keys(config.attention_keys, dataset.csr("train"), min(config.content_dim, config.dim),
+                                   features)
         log.info("gat_inputs", features=config.features, knn=source,
                  knn_edges=None if knn is None else int(knn[0].shape[1]),
-                 edge_dropout=config.resolved_edge_dropout(), ratings=ratings is not None)
+                 edge_dropout=config.resolved_edge_dropout(), ratings=ratings is not None,
+                 attention_keys=config.attention_keys)
         return cls(dataset.n_users, dataset.n_items, config, graph, features=features, knn=knn,
-                   ratings=ratings)
+                   ratings=ratings, content=content)
 
     def ego(self) -> torch.Tensor:
         """Layer-0 node inputs: ID embeddings, plus (gated) projected features on the item rows."""
@@ -254,11 +288,13 @@ class GAT(Recommender):
         x = self.ego()
         graph, edge_attr, degree = self._edges()
         out = x
+        for layer in [] if self.content is None else self.content.propagate(x, graph, degree):
+            out = out + layer
         for conv in self.convs:
             # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
             x = attend(conv, x, graph, edge_attr, degree, self.config.attention_detach)
             out = out + x
-        out = out / (len(self.convs) + 1)
+        out = out / (self.config.n_layers + 1)
         users, items = out[: self.n_users], out[self.n_users:]
         if self.knn_graph is not None:
             items = items + self.config.knn_weight * self._knn(None)
@@ -267,6 +303,9 @@ class GAT(Recommender):
     def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The final representations at ``rows`` (sorted distinct node ids) and ``embedding[rows]``, computed
         for those rows: the last layer runs at them alone, and each layer's input is gathered there with it."""
+        if self.content is not None:  # the full propagation, then its rows (content attention computes all)
+            users, items = self.propagate()
+            return torch.cat([users, items]).index_select(0, rows), gather_rows(self.embedding, rows)
         x = self.ego()
         graph, edge_attr, degree = self._edges()
         at_rows = []
@@ -287,6 +326,9 @@ class GAT(Recommender):
     def _knn(self, item_rows: torch.Tensor | None) -> torch.Tensor:
         """Item ID embeddings propagated over the item-item graph (at ``item_rows`` when given)."""
         h = self.embedding[self.n_users:]
+        if self.knn_content is not None:
+            h = self.knn_content.layer(0, h, self.knn_graph, self.knn_degree)  # type: ignore[arg-type]
+            return h if item_rows is None else h.index_select(0, item_rows)
         if self.knn_conv is not None:
             return attend(self.knn_conv, h, self.knn_graph, degree=self.knn_degree,  # type: ignore[arg-type]
                           detach_scores=self.config.attention_detach, rows=item_rows)
