@@ -97,7 +97,20 @@ def _make_handler(rec: Recorder) -> type[BaseHTTPRequestHandler]:
 
 
 def _token(rec: Recorded, r: Recorder) -> tuple[int, Any]:
-    return 200, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+    """Google's token endpoint: an access token, and for a JWT asking for a target audience an ID token
+    (signed with the key the request's assertion names; the client does not verify it)."""
+    from google.auth import crypt, jwt
+
+    reply: dict[str, Any] = {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+    assertion = rec.body.get("assertion") if isinstance(rec.body, dict) else None
+    if assertion:
+        claims = jwt.decode(assertion, verify=False)
+        if "target_audience" in claims and "sa_key" in r.state:
+            now = int(time.time())
+            reply["id_token"] = jwt.encode(crypt.RSASigner.from_string(r.state["sa_key"], "k1"), {
+                "iss": "https://accounts.google.com", "aud": claims["target_audience"], "sub": claims["iss"],
+                "email": claims["iss"], "iat": now, "exp": now + 3600}).decode()
+    return 200, reply
 
 
 @pytest.fixture
@@ -144,6 +157,7 @@ def signed_by(headers: dict[str, str], sa_key: str) -> str:
 def adc(recorder: Recorder, sa_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Application-default credentials: a service-account file whose token endpoint is the recorder."""
     path = tmp_path / "adc.json"
+    recorder.state["sa_key"] = sa_key
     path.write_text(json.dumps({"type": "service_account", "project_id": "proj-test", "private_key_id": "k1",
                                 "private_key": sa_key, "client_email": SA_EMAIL, "client_id": "1",
                                 "token_uri": f"{recorder.url}/token"}))
