@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
 from torch_geometric.nn import GATConv, GATv2Conv
@@ -53,6 +53,7 @@ from gatrec.models.base import (
     triple_loss,
 )
 from gatrec.models.content_attention import ContentAttention, content_keys
+from gatrec.models.contrastive import ContrastiveFields, add_contrastive, perturb
 from gatrec.models.sparse import EdgeCSR, spmm
 from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
 
@@ -64,7 +65,7 @@ log = glog.get(__name__)
 KnnSource = Literal["auto", "none", "text", "image", "fused", "interactions"]
 
 
-class GATConfig(BaseModel):
+class GATConfig(ContrastiveFields):
     """Hyper-parameters of the GAT recommender; defaults = the best on validation NDCG@20 (amazon-office; the
     attention settings also on amazon-beauty)."""
 
@@ -116,6 +117,8 @@ class GATConfig(BaseModel):
     def _keys_have_content(self) -> GATConfig:
         if self.attention_keys == "features" and self.features == "none":
             raise ValueError("attention_keys=features needs item features (features=text, image or fused)")
+        if self.cl_weight > 0 and self.attention_keys != "embeddings":
+            raise ValueError("the contrastive term (cl_weight > 0) needs attention_keys=embeddings")
         return self
 
     def resolved_knn_source(self) -> str:
@@ -303,16 +306,23 @@ class GAT(Recommender):
     def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The final representations at ``rows`` (sorted distinct node ids) and ``embedding[rows]``, computed
         for those rows: the last layer runs at them alone, and each layer's input is gathered there with it."""
+        out, ego, _ = self._rows(rows)
+        return out, ego
+
+    def _rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``propagate_rows`` and every user-item layer's output at ``rows`` (layer 0 first)."""
         if self.content is not None:  # the full propagation, then its rows (content attention computes all)
             users, items = self.propagate()
-            return torch.cat([users, items]).index_select(0, rows), gather_rows(self.embedding, rows)
+            return torch.cat([users, items]).index_select(0, rows), gather_rows(self.embedding, rows), []
         x = self.ego()
         graph, edge_attr, degree = self._edges()
+        eps = self.config.cl_noise_now(self.training)  # XSimGCL's perturbation of each layer (contrastive.py)
         at_rows = []
         for depth, conv in enumerate(self.convs, 1):
             last = depth == len(self.convs)
             x, x_in = attend_and_gather(conv, x, graph, edge_attr, degree, self.config.attention_detach,
                                         rows if last else None, gather=rows)
+            x = perturb(x, eps)
             at_rows.append(x_in)
         at_rows.append(x if self.convs else x.index_select(0, rows))
         out = at_rows[0] if len(at_rows) == 1 else sum(at_rows) / len(at_rows)
@@ -321,7 +331,7 @@ class GAT(Recommender):
         if self.knn_graph is not None:
             n_u = int(torch.searchsorted(rows, self.n_users))
             out = torch.cat([out[:n_u], out[n_u:] + self.config.knn_weight * self._knn(rows[n_u:] - self.n_users)])
-        return out, ego  # type: ignore[return-value]
+        return out, ego, at_rows  # type: ignore[return-value]
 
     def _knn(self, item_rows: torch.Tensor | None) -> torch.Tensor:
         """Item ID embeddings propagated over the item-item graph (at ``item_rows`` when given)."""
@@ -338,7 +348,9 @@ class GAT(Recommender):
     def loss(self, users: torch.Tensor, pos: torch.Tensor,
              neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch = BatchRows.of(self.n_users, users, pos, neg)  # one propagation per batch, as LightGCN
-        return triple_loss(*self.propagate_rows(batch.rows), batch, self.config.reg_weight, self.config.loss)
+        out, ego, layers = self._rows(batch.rows)
+        return add_contrastive(triple_loss(out, ego, batch, self.config.reg_weight, self.config.loss), out, layers,
+                               batch.rows, self.n_users, self.config)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.propagate()

@@ -17,12 +17,13 @@ and its gradients are those of the full propagation (tests/models/test_recommend
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from gatrec.models.base import RowsRecommender, TrainGraph, normal_table
+from gatrec.models.base import BatchRows, RowsRecommender, TrainGraph, normal_table, triple_loss
+from gatrec.models.contrastive import ContrastiveFields, add_contrastive, perturb
 
 
-class LightGCNConfig(BaseModel):
+class LightGCNConfig(ContrastiveFields):
     model_config = ConfigDict(extra="forbid")
     dim: int = Field(64, ge=1)
     n_layers: int = Field(3, ge=0)
@@ -54,15 +55,29 @@ class LightGCN(RowsRecommender):
 
     def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``propagate()[rows]`` and ``embedding[rows]`` (sorted distinct node ids), computed for them."""
+        out, ego, _ = self._rows(rows)
+        return out, ego
+
+    def _rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """``propagate_rows`` and every layer's output at ``rows`` (layer 0 first)."""
         x, at_rows = self.embedding, []
+        eps = self.config.cl_noise_now(self.training)  # XSimGCL's perturbation of each layer (contrastive.py)
         for depth in range(1, self.config.n_layers + 1):
             last = depth == self.config.n_layers
             x, x_in = self.graph.propagate_gather(x, rows, rows if last else None)  # x_in: this layer's input
+            x = perturb(x, eps)
             at_rows.append(x_in)
         if not at_rows:  # no layers: matrix factorisation
             ego = x.index_select(0, rows)
-            return ego, ego
-        return (sum(at_rows) + x) / (len(at_rows) + 1), at_rows[0]
+            return ego, ego, [ego]
+        return (sum(at_rows) + x) / (len(at_rows) + 1), at_rows[0], [*at_rows, x]
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = BatchRows.of(self.n_users, users, pos, neg)
+        out, ego, layers = self._rows(batch.rows)
+        return add_contrastive(triple_loss(out, ego, batch, self.config.reg_weight), out, layers, batch.rows,
+                               self.n_users, self.config)
 
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.propagate()
