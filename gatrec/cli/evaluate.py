@@ -24,7 +24,7 @@ Examples:
               help="At test time also mask the validation items [the run's mask_valid_at_test].")
 @click.option("--data", type=Location(exists=True, file_okay=False, path_type=Path),
               help="Prepared dataset folder [the one recorded in the run]; must have the same digest.")
-@click.option("--k", "ks", type=int, multiple=True, help="Cut-offs (repeatable) [the run's ks].")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Cut-offs (repeatable) [the run's ks].")
 @click.option("--out", type=Location(dir_okay=False, path_type=Path), help="Also write the metrics as JSON.")
 @no_mlflow_option("record the evaluation in MLflow")
 @click.option("--run-id", metavar="RUN_ID",

@@ -11,6 +11,7 @@ import yaml
 from gatrec import models
 from gatrec.cli.locations import Location
 from gatrec.cli.options import mlflow_options
+from gatrec.train.config import TrainConfig
 
 
 def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
@@ -42,7 +43,58 @@ def _model_choices(model: str, **choices: str | None) -> dict[str, str]:
     return out
 
 
-@click.command(epilog="""\b
+def _default(field: str) -> str:
+    """``[value]`` of a TrainConfig setting as training uses it: the config's default and, where models
+    override it (``train_defaults``), theirs."""
+    base = TrainConfig.model_fields[field].default
+    own: dict[str, list[str]] = {}
+    for name in models.names():
+        value = models.get(name).train_defaults.get(field, base)
+        if value != base:
+            own.setdefault(f"{value:g}" if isinstance(value, float) else str(value), []).append(name)
+    return "[" + "; ".join([str(base) + (" (others)" if own else "")]
+                           + [f"{', '.join(names)}: {v}" for v, names in own.items()]) + "]"
+
+
+def _help(field: str, text: str | None = None) -> str:
+    """An option's help from the TrainConfig field's description, with its real default."""
+    info = TrainConfig.model_fields[field]
+    return f"{text or (info.description or '').split(';')[0]} {_default(field)}".strip()
+
+
+def model_parameters(name: str) -> list[tuple[str, str]]:
+    """(``-p key=default``, description) of every hyper-parameter of model ``name``."""
+    rows = []
+    for key, info in models.get(name).Config.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        rows.append((f"-p {key}={'null' if default is None else str(default).lower() if isinstance(default, bool) else default}",
+                     info.description or ""))
+    return rows
+
+
+class _TrainCommand(click.Command):
+    """``--help`` after ``--model NAME`` also lists that model's parameters (generated from its config)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for i, arg in enumerate(args):
+            if arg == "--model" and i + 1 < len(args):
+                ctx.meta["help_model"] = args[i + 1]
+            elif arg.startswith("--model="):
+                ctx.meta["help_model"] = arg.partition("=")[2]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        name = ctx.meta.get("help_model")
+        with formatter.section("Model parameters" + (f" of {name}" if name in models.names() else "")):
+            if name in models.names():
+                formatter.write_dl(model_parameters(name))
+            else:
+                formatter.write_text(f"gatrec train --model NAME --help lists them (NAME: "
+                                     f"{', '.join(models.names())}).")
+
+
+@click.command(cls=_TrainCommand, epilog="""\b
 Examples:
   gatrec train --data data/prepared --model lightgcn --out runs/lgcn
   gatrec train --data data/prepared --model mf --epochs 50 --lr 0.005 --no-mlflow --out runs/mf
@@ -56,13 +108,13 @@ Running it again with the same --out and settings resumes from the last epoch's 
               help="Model to train (required unless the --config file names one).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML file of training settings; the flags below override it.")
-@click.option("--epochs", type=int, help="Maximum epochs [300].")
-@click.option("--seed", type=int, help="Random seed [0].")
-@click.option("--lr", type=float, help="Adam learning rate [0.001].")
-@click.option("--batch-size", type=int, help="BPR triples per step [2048].")
-@click.option("--patience", type=int, help="Early-stopping patience in epochs [20].")
-@click.option("--metric", help="Validation metric for early stopping [ndcg@20].")
-@click.option("--device", help="auto, cpu, cuda, cuda:N [auto].")
+@click.option("--epochs", type=int, help=_help("epochs", "Maximum epochs"))
+@click.option("--seed", type=int, help=_help("seed", "Random seed"))
+@click.option("--lr", type=float, help=_help("lr"))
+@click.option("--batch-size", type=int, help=_help("batch_size"))
+@click.option("--patience", type=int, help=_help("patience", "Early-stopping patience in epochs"))
+@click.option("--metric", help=_help("metric", "Validation metric for early stopping"))
+@click.option("--device", help=_help("device", "auto (cuda when available), cpu, cuda, cuda:N"))
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch [all CPUs available]; on a busy machine 1 is often fastest.")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
@@ -90,8 +142,7 @@ def command(data: Path, model: str | None, config_file: Path | None, epochs: int
     """
     from gatrec.data.dataset import Dataset
     from gatrec.evaluate.report import format_table
-    from gatrec.train.config import TrainConfig
-    from gatrec.train.loop import check_run_folder, train
+    from gatrec.train.loop import check_run_folder, resolve_device, train
 
     if model is None and config_file is None:
         raise click.UsageError("pass --model (or a --config file that sets model)")
@@ -104,6 +155,7 @@ def command(data: Path, model: str | None, config_file: Path | None, epochs: int
     if chosen := _model_choices(config.model, features=features, loss=loss):
         overrides["model_params"] = {**config.model_params, **chosen}
         config = TrainConfig.from_yaml(config_file, overrides)
+    resolve_device(config.device)  # a device this machine lacks: said before --out is touched
     ds = Dataset.load(data)
     check_run_folder(out, config, overwrite=overwrite)  # before an MLflow run is opened for nothing
     if no_mlflow:

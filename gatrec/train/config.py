@@ -78,11 +78,16 @@ class TrainConfig(BaseModel):
     def _model_params(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "model" not in info.data:  # the model name itself was invalid
             return v
+        config_cls = models.get(info.data["model"]).Config
         try:
-            params = models.get(info.data["model"]).Config.model_validate(v)
+            params = config_cls.model_validate(v)
         except ValidationError as exc:
             err = exc.errors()[0]
-            raise _NestedError(err["msg"], tuple(str(p) for p in err["loc"])) from None
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = (f"model {info.data['model']!r} has no parameter {err['loc'][-1]!r}; its parameters: "
+                       f"{', '.join(config_cls.model_fields)}")
+            raise _NestedError(msg, tuple(str(p) for p in err["loc"])) from None
         # Resolve the model's own defaults so config.yaml records every value that was used.
         return params.model_dump(mode="json")
 

@@ -36,9 +36,18 @@ log = glog.get(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for a TrainConfig ``device``; one this machine lacks is a GatrecError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise GatrecError(f"--device {name}: this machine has {have}; use --device cpu (or auto)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise GatrecError(f"--device {name}: MPS is not available here; use --device cpu (or auto)")
+    return device
 
 
 def set_threads(threads: int | None) -> None:
@@ -110,12 +119,12 @@ def train(data: str | Path | Dataset, config: TrainConfig, out: str | Path, *, r
 
     ``threads`` only changes speed, not results, so it is not part of the config.
     """
+    device = resolve_device(config.device)  # before anything is written
     ds = data if isinstance(data, Dataset) else Dataset.load(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(threads)
     keep_freed_memory()
-    device = resolve_device(config.device)
     _seed_everything(config.seed)
 
     graph = TrainGraph.from_dataset(ds, device)

@@ -111,3 +111,58 @@ def test_train_cli_logs_params_epochs_and_results_to_mlflow(clustered_data: Path
     logged = client.get_run(outer.info.run_id)
     assert logged.data.params["model"] == "pop" and "test_recall_at_20" in logged.data.metrics
     assert len(client.search_runs([outer.info.experiment_id])) == 2
+
+
+def _gatrec(*args: str) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "gatrec", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_missing_cuda_is_one_line_exit_2_and_leaves_no_run_folder(clustered_data: Path, tmp_path: Path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the error path cannot be exercised")
+    out = tmp_path / "run"
+    proc = _gatrec("train", "--data", str(clustered_data), "--model", "mf", "--epochs", "1", "--device", "cuda",
+                   "--no-mlflow", "--out", str(out))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--device cuda: this machine has no CUDA device" in proc.stderr
+    assert not out.exists()
+
+
+def test_eval_k_0_is_a_usage_error(mf_run: Path):
+    proc = _gatrec("eval", "--run", str(mf_run), "--k", "0", "--no-mlflow")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Invalid value for '--k': 0 is not in the range x>=1" in proc.stderr
+
+
+def test_help_with_model_lists_its_parameters_and_real_defaults():
+    from gatrec import models
+
+    res = CliRunner().invoke(cli, ["train", "--model", "gat", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())  # help text is wrapped
+    section = text[text.index("Model parameters of gat"):]
+    for key, info in models.get("gat").Config.model_fields.items():
+        assert f"-p {key}=" in section
+        if info.description:
+            assert " ".join(info.description.split())[:30] in section
+    assert "-p dim=128" in section and "-p attention_scale=0.01" in section
+    # lr / batch size: what each model really trains with (its train_defaults), not only TrainConfig's
+    assert "[0.001 (others); mf, lightgcn, gat: 0.005]" in text and "mf, lightgcn, gat: 8192]" in text
+    plain = " ".join(CliRunner().invoke(cli, ["train", "--help"]).output.split())
+    assert "gatrec train --model NAME --help lists them" in plain
+
+
+def test_unknown_model_parameter_lists_the_valid_ones(clustered_data: Path, tmp_path: Path):
+    from gatrec import models
+
+    proc = _gatrec("train", "--data", str(clustered_data), "--model", "lightgcn", "-p", "n_layer=2",
+                   "--no-mlflow", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "model 'lightgcn' has no parameter 'n_layer'; its parameters: " in proc.stderr
+    assert ", ".join(models.get("lightgcn").Config.model_fields) in proc.stderr
+    assert not (tmp_path / "run").exists()
