@@ -45,8 +45,8 @@ def command() -> None:
     \b
     Examples:
       gatrec cloud submit --entry train -P data=gs://B/data -P model=gat -P out=gs://B/runs/gat --wait
-      gatrec cloud push --bento gatrec_service:latest
-      gatrec cloud deploy --bento gatrec_service:latest --service gatrec
+      gatrec cloud push --bento gatrec:latest
+      gatrec cloud deploy --bento gatrec:latest --service gatrec
     """
 
 
