@@ -4,7 +4,10 @@ MLflow's ``examples/multistep_workflow`` pattern: each step is an MLproject entr
 ``mlflow.projects.run`` in a child run of the pipeline's run, and a step whose inputs are unchanged is not
 run again: its earlier FINISHED run (found by a key over the step's parameters, the keys of the steps it
 reads from, the content of raw input files and the code version) is reused, as long as its output is still
-on disk. Steps pass artefacts on by path (the prepared folder, the run folder).
+on disk and complete: a step that finished writes a completion record last (``WORK/.gatrec-steps/<step>.json``,
+atomically: its key, run and the size and mtime of every file of its output), and a step is reused only
+when that record has the step's key and every recorded file is still there, unchanged (a killed or
+damaged step's output is made again). Steps pass artefacts on by path (the prepared folder, the run folder).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from gatrec import __version__
 from gatrec import log as glog
 from gatrec.errors import GatrecError
+from gatrec.fsutil import write_json
 
 log = glog.get(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 STEP_TAG, KEY_TAG, OUT_TAG = "gatrec.step", "gatrec.step_key", "gatrec.output"
+RECORDS = ".gatrec-steps"
 
 
 class PipelineConfig(BaseModel):
@@ -72,6 +77,20 @@ def content_digest(path: Path) -> str:
             while block := fh.read(1 << 20):
                 h.update(block)
     return h.hexdigest()
+
+
+def output_files(path: Path) -> dict[str, list[int]]:
+    """``{relative name: [bytes, mtime_ns]}`` of every non-hidden file of ``path`` (a file or a folder)."""
+    if path.is_file():
+        st = path.stat()
+        return {"": [st.st_size, st.st_mtime_ns]}
+    out = {}
+    for f in sorted(path.rglob("*")) if path.is_dir() else []:
+        rel = f.relative_to(path)
+        if f.is_file() and not any(part.startswith(".") for part in rel.parts):
+            st = f.stat()
+            out[str(rel)] = [st.st_size, st.st_mtime_ns]
+    return out
 
 
 @dataclass
@@ -133,9 +152,27 @@ class Pipeline:
 
         return get_or_create_experiment(self.client, self.cfg.experiment)
 
+    def _record(self, step: Step) -> Path:
+        return self.cfg.work.resolve() / RECORDS / f"{step.name}.json"
+
+    def _complete(self, step: Step, key: str) -> bool:
+        """The step's completion record has this key and its output files are all there, unchanged."""
+        try:
+            record = json.loads(self._record(step).read_text())
+        except (OSError, ValueError):
+            return False
+        if record.get("key") != key or not step.output.exists():
+            return False
+        now = output_files(step.output)
+        if missing := [name for name, stat in record["files"].items() if now.get(name) != stat]:
+            log.warning("step output incomplete or changed; running the step again", step=step.name,
+                        output=str(step.output), first=str(step.output / missing[0]))
+            return False
+        return True
+
     def _cached(self, step: Step, key: str) -> str | None:
-        """Run id of an earlier FINISHED run of this step with the same key whose output still exists."""
-        if step.name in self.cfg.force or not step.output.exists():
+        """Run id of an earlier FINISHED run of this step with the same key whose output is complete."""
+        if step.name in self.cfg.force or not self._complete(step, key):
             return None
         runs = self.client.search_runs([self._experiment_id()],
                                        f"tags.`{KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
@@ -151,6 +188,7 @@ class Pipeline:
             "mlflow.parentRunId": parent_id, STEP_TAG: step.name, KEY_TAG: key, OUT_TAG: str(step.output),
             "gatrec.code_version": self.code})
         log.info("step started", step=step.name, run_id=child.info.run_id)
+        self._record(step).unlink(missing_ok=True)  # until it finishes, the output is not complete
         from mlflow.exceptions import ExecutionException
 
         try:
@@ -160,6 +198,8 @@ class Pipeline:
         except ExecutionException as exc:
             raise GatrecError(f"pipeline step {step.name!r} failed (MLflow run {child.info.run_id}); "
                               f"its log is above") from exc
+        write_json(self._record(step), {"step": step.name, "key": key, "run_id": child.info.run_id,
+                                        "output": str(step.output), "files": output_files(step.output)})
         return child.info.run_id
 
     def run(self) -> dict[str, Any]:

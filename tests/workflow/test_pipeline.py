@@ -51,7 +51,8 @@ def test_plan_skips_embed_without_features(tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_runs_promotes_and_reuses_steps(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if k != "GATREC_NO_MLFLOW"}, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "GIT_PYTHON_REFRESH": "quiet",
+    env = {**{k: v for k, v in os.environ.items() if k != "GATREC_NO_MLFLOW"}, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "GIT_PYTHON_REFRESH": "quiet", "BENTOML_HOME": str(tmp_path / "bentoml"),
+           "BENTOML_DO_NOT_TRACK": "true",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = [sys.executable, "-m", "gatrec", "pipeline", "--work", str(tmp_path / "work"), "--model", "lightgcn",
            "--features", "none", "--epochs", "40", "--fail-on-reject"]
@@ -59,19 +60,47 @@ def test_pipeline_runs_promotes_and_reuses_steps(tmp_path):
     first = subprocess.run(cmd + small, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "passed" in first.stdout and "champion is v1" in first.stdout
+    assert "bentoml serve gatrec:" in first.stdout and (tmp_path / "work" / "bento.json").is_file()
 
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name("gatrec")
     steps = lambda: sorted(r.data.tags["gatrec.step"] for r in client.search_runs(  # noqa: E731
         [exp.experiment_id], "tags.`gatrec.step` != ''"))
-    assert steps() == ["eval", "prepare", "synth", "train"]
+    assert steps() == ["bento", "eval", "prepare", "synth", "train"]
     assert str(client.get_model_version_by_alias("gatrec", "champion").version) == "1"
     assert client.get_model_version("gatrec", "1").current_stage == "Production"
 
     second = subprocess.run(cmd + small, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stderr.count("step reused") >= 5  # synth, prepare, train, eval, register
-    assert steps() == ["eval", "prepare", "synth", "train"]  # no new step runs
+    assert second.stderr.count("step reused") >= 6  # synth, prepare, train, eval, register, bento
+    assert steps() == ["bento", "eval", "prepare", "synth", "train"]  # no new step runs
     assert len(client.search_model_versions("name = 'gatrec'")) == 1
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.slow
+def test_a_step_whose_output_lost_a_file_is_run_again(tmp_path, monkeypatch):
+    """A killed embed can leave its folder without features.json: the step must not be reused then."""
+    from gatrec.workflow import Pipeline
+
+    monkeypatch.delenv("GATREC_NO_MLFLOW", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("GIT_PYTHON_REFRESH", "quiet")
+    monkeypatch.chdir(tmp_path)
+    cfg = PipelineConfig(work=tmp_path / "work", model="gat", features="text", synth_users=80, synth_items=40,
+                         synth_interactions=700, epochs=1)
+    pipe = Pipeline(cfg)
+    parent = pipe.client.create_run(pipe._experiment_id(), run_name="pipeline").info.run_id
+    synth, prepare, embed = plan(cfg)[:3]
+    assert embed.name == "embed"
+    ran = {s.name: pipe.run_step(s, parent) for s in (synth, prepare, embed)}
+    assert pipe.run_step(embed, parent) == ran["embed"]  # complete and unchanged: reused
+    manifest = embed.output / "features.json"
+    manifest.unlink()
+    again = pipe.run_step(embed, parent)
+    assert again != ran["embed"] and manifest.is_file()  # incomplete: run again, output whole
+    assert pipe.run_step(prepare, parent) == ran["prepare"]
+    (prepare.output / "train.parquet").write_bytes(b"")  # damaged (other size): not reused either
+    assert pipe.run_step(prepare, parent) != ran["prepare"]
     mlflow.set_tracking_uri(None)
