@@ -1,14 +1,12 @@
-"""Experiment tracking. The training loop reports through the small ``Tracker`` protocol, so it never
-imports MLflow itself (``gatrec.tracking.mlflow_log.MlflowTracker`` is the implementation)."""
+"""Experiment tracking. The training loop reports through the small ``Tracker`` protocol
+(:mod:`gatrec.train.tracker`, re-exported here), so it never imports MLflow itself
+(``gatrec.tracking.mlflow_log.MlflowTracker`` is the implementation)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from gatrec.train.tracker import Tracker
 
-
-class Tracker(Protocol):
-    def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Per-epoch values (loss, validation metric, seconds), with the epoch as the step."""
+__all__ = ["Tracker", "metric_key"]
 
 
 def metric_key(name: str) -> str:

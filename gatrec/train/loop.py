@@ -24,13 +24,13 @@ from gatrec.data.dataset import Dataset
 from gatrec.errors import GatrecError
 from gatrec.evaluate.ranking import evaluate_dataset
 from gatrec.models.base import Recommender, TrainGraph
-from gatrec.tracking import Tracker
 from gatrec.train import checkpoint
 from gatrec.train.allocator import keep_freed_memory
 from gatrec.train.config import TrainConfig
 from gatrec.train.export import RunFolder, write_export
 from gatrec.train.inputs import DatasetInputs
 from gatrec.train.sampler import BPRSampler
+from gatrec.train.tracker import Tracker
 
 log = glog.get(__name__)
 
