@@ -23,13 +23,14 @@ variable "github_repo" {
 }
 
 variable "mlflow_image" {
-  description = "Container image of the MLflow tracking server (mlflow==3.17.2 and psycopg2), e.g. REGION-docker.pkg.dev/PROJECT/gatrec/mlflow:3.17.2."
+  description = "Container image of the MLflow tracking server (docker/mlflow.Dockerfile), e.g. REGION-docker.pkg.dev/PROJECT/gatrec/mlflow:3.17.2."
   type        = string
 }
 
 variable "bento_image" {
-  description = "First image of the Bento service; later revisions come from `gatrec cloud deploy`, which Terraform leaves alone."
+  description = "First image of the Bento service; later revisions come from `gatrec cloud deploy`, which Terraform leaves alone. The default is Google's placeholder, for a project without a champion yet."
   type        = string
+  default     = "us-docker.pkg.dev/cloudrun/container/hello"
 }
 
 variable "allow_unauthenticated_bento" {

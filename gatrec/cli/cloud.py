@@ -51,7 +51,7 @@ def command() -> None:
 
 
 @command.command(name="submit")
-@click.option("--entry", required=True, type=click.Choice(["embed", "train", "eval", "sweep", "pipeline"]),
+@click.option("--entry", required=True, type=click.Choice(["prepare", "embed", "train", "eval", "sweep", "pipeline"]),
               help="MLproject entry point the job runs.")
 @click.option("-P", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Entry-point parameter, as for `mlflow run -P` (repeatable).")
@@ -69,6 +69,8 @@ def command() -> None:
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI",
               help="MLflow tracking server the job logs to [$MLFLOW_TRACKING_URI].")
 @click.option("--experiment", envvar="MLFLOW_EXPERIMENT_NAME", help="MLflow experiment [$MLFLOW_EXPERIMENT_NAME].")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Extra environment variable of the job's container (repeatable), e.g. PGPASSWORD=….")
 @click.option("--display-name", help="Vertex display name [gatrec-ENTRY-TIMESTAMP].")
 @click.option("--wait", "wait_", is_flag=True, help="Follow the job until it ends (non-zero exit unless it succeeds).")
 @click.option("--poll", type=click.FloatRange(min=0.01), default=30.0, show_default=True,
@@ -76,8 +78,8 @@ def command() -> None:
 @cloud_options
 def submit(entry: str, params: tuple[str, ...], image: str | None, machine_type: str, accelerator: str,
            accelerator_count: int, replicas: int, service_account: str | None, staging_bucket: str | None,
-           network: str | None, tracking_uri: str | None, experiment: str | None, display_name: str | None,
-           wait_: bool, poll: float, overrides: dict[str, Any], dry_run: bool) -> None:
+           network: str | None, tracking_uri: str | None, experiment: str | None, env: tuple[str, ...],
+           display_name: str | None, wait_: bool, poll: float, overrides: dict[str, Any], dry_run: bool) -> None:
     """Run an entry point as a Vertex AI custom job: `mlflow run . -e ENTRY --env-manager local -P …`."""
     from gatrec.cloud import jobs
     from gatrec.cloud.settings import CloudError
@@ -89,7 +91,7 @@ def submit(entry: str, params: tuple[str, ...], image: str | None, machine_type:
         spec = jobs.JobSpec(entry=entry, params=jobs.parse_params(params, entry), machine_type=machine_type,
                             accelerator=accelerator.upper(), accelerator_count=accelerator_count,
                             replicas=replicas, tracking_uri=tracking_uri, experiment=experiment,
-                            display_name=display_name, network=network)
+                            display_name=display_name, network=network, env=_pairs(env, "--env"))
     except ValueError as exc:
         raise CloudError(_first_error(exc)) from None
     overrides |= {"train_image": image, "train_service_account": service_account,
@@ -107,6 +109,16 @@ def submit(entry: str, params: tuple[str, ...], image: str | None, machine_type:
         done = jobs.wait(api, created.name, poll=poll,
                          on_change=lambda j: click.echo(f"  state   {jobs.state_name(j)}"))
         click.echo(f"job {done.name} succeeded")
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint=flag)
+        out[key] = value
+    return out
 
 
 def _first_error(exc: ValueError) -> str:
@@ -150,7 +162,7 @@ def deploy(bento: str | None, image: str | None, service: str, min_instances: in
 
     _image_choice(bento, image)
     settings, api = _connect(overrides | {"serve_service_account": service_account}, dry_run, cr.client)
-    uri = image or cr.image_for_bento(bento, settings)
+    uri = image or cr.image_for_bento(bento, settings, strict=not dry_run)
     try:
         spec = cr.ServiceSpec(service=service, image=uri, min_instances=min_instances, max_instances=max_instances,
                               concurrency=concurrency, cpu=cpu, memory=memory,
@@ -187,7 +199,7 @@ def push(bento: str | None, image: str | None, target: str | None, overrides: di
     _image_choice(bento, image)
     settings = CloudSettings.load(overrides)
     if bento is not None:
-        remote = cr.image_for_bento(bento, settings)
+        remote = cr.image_for_bento(bento, settings, strict=not dry_run)
         local = remote.rsplit("/", 1)[-1]
     else:
         local = image

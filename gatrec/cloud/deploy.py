@@ -45,8 +45,9 @@ class ServiceSpec(BaseModel):
     """Let anyone call the service (grants allUsers the invoker role)."""
 
 
-def image_for_bento(tag: str, settings: CloudSettings) -> str:
-    """Where ``gatrec cloud push`` puts the Bento ``NAME:VERSION``'s image (``latest`` resolved locally)."""
+def image_for_bento(tag: str, settings: CloudSettings, *, strict: bool = True) -> str:
+    """Where ``gatrec cloud push`` puts the Bento ``NAME:VERSION``'s image (``latest`` resolved in the local
+    Bento store; with ``strict=False``, as for a dry run, an unresolvable ``latest`` stays as it is)."""
     name, _, version = tag.partition(":")
     if not name:
         raise CloudError(f"--bento {tag!r}: expected NAME[:VERSION]")
@@ -56,8 +57,10 @@ def image_for_bento(tag: str, settings: CloudSettings) -> str:
 
             name, version = str(bentoml.get(tag).tag).split(":")
         except Exception as exc:  # bentoml's NotFound and friends: tell the user what to build
-            raise CloudError(f"--bento {tag}: no such Bento in the local store ({exc}); run "
-                             "`gatrec bento build` first, or name the version") from None
+            if strict:
+                raise CloudError(f"--bento {tag}: no such Bento in the local store ({exc}); run "
+                                 "`gatrec bento build` first, or name the version") from None
+            version = "latest"
     return settings.image_for(name, version)
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gatrec.cloud.settings import CloudError, CloudSettings, api_errors
 
-ENTRIES = ("embed", "train", "eval", "sweep", "pipeline")
+ENTRIES = ("prepare", "embed", "train", "eval", "sweep", "pipeline")
 MLPROJECT = Path(__file__).resolve().parents[2] / "MLproject"
 # MLflow request-auth plugin (gatrec/cloud/auth.py) that signs tracking calls with a Google ID token.
 GOOGLE_AUTH = "gatrec-google-id-token"
@@ -36,7 +36,7 @@ class JobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entry: Literal["embed", "train", "eval", "sweep", "pipeline"]
+    entry: Literal["prepare", "embed", "train", "eval", "sweep", "pipeline"]
     """MLproject entry point the container runs."""
     params: dict[str, str] = Field(default_factory=dict)
     """``-P key=value`` parameters of the entry point."""
@@ -56,6 +56,8 @@ class JobSpec(BaseModel):
     """Vertex display name [gatrec-ENTRY-TIMESTAMP]."""
     network: str | None = None
     """VPC network the replicas join (to reach Cloud SQL's private IP), projects/NUMBER/global/networks/NAME."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Further environment variables of the container (e.g. PGPASSWORD for the Optuna storage)."""
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:
@@ -117,7 +119,7 @@ def job_env(spec: JobSpec) -> dict[str, str]:
         env["MLFLOW_TRACKING_AUTH"] = GOOGLE_AUTH
     if spec.experiment:
         env["MLFLOW_EXPERIMENT_NAME"] = spec.experiment
-    return env
+    return {**env, **spec.env}
 
 
 def build_job(spec: JobSpec, settings: CloudSettings, *, now: float | None = None):

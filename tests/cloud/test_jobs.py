@@ -96,7 +96,8 @@ def test_sweep_replicas_join_one_study(recorder, adc, gatrec) -> None:
     vertex(recorder, ["JOB_STATE_RUNNING"])
     storage = "postgresql://optuna@10.1.0.3:5432/optuna"
     res = gatrec("cloud", "submit", "--entry", "sweep", "-P", "study=office-gat", "-P", f"storage={storage}",
-                 "--replicas", "4", "--project", "proj-test", "--tracking-uri", TRACKING)
+                 "--replicas", "4", "--env", "PGPASSWORD=from-secret-manager", "--project", "proj-test",
+                 "--tracking-uri", TRACKING)
     assert res.code == 0, res.err
     job = v1.CustomJob.from_json(json.dumps(recorder.calls("POST", JOBS)[0].body))
     chief, workers = job.job_spec.worker_pool_specs
@@ -105,6 +106,8 @@ def test_sweep_replicas_join_one_study(recorder, adc, gatrec) -> None:
     args = list(chief.container_spec.args)
     assert args[:6] == ["run", ".", "-e", "sweep", "--env-manager", "local"]
     assert "study=office-gat" in args and f"storage={storage}" in args
+    env = {e.name: e.value for e in chief.container_spec.env}
+    assert env["PGPASSWORD"] == "from-secret-manager" and env["MLFLOW_TRACKING_URI"] == TRACKING
 
 
 @pytest.mark.parametrize(("args", "message"), [
