@@ -67,13 +67,18 @@ def _query(req: RecommendRequest) -> Query:
                  exclude=req.exclude)
 
 
-@bentoml.service(name="gatrec", workers=1, traffic={"timeout": 30})
+# No per-request access log: at thousands of requests/s its formatting costs more than the scoring;
+# /metrics still counts every request by endpoint and status.
+@bentoml.service(name="gatrec", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
 @bentoml.asgi_app(MODEL_APP, path="/")
 class Gatrec:
     model = bentoml.models.BentoModel(CONFIG.model)
 
     def __init__(self) -> None:
+        import threadpoolctl
+
         self.ready = False
+        threadpoolctl.threadpool_limits(CONFIG.blas_threads, user_api="blas")
         stored = self.model
         self.catalogue = Catalogue(stored.path)
         labels, meta = dict(stored.info.labels), dict(stored.info.metadata)

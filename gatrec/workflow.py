@@ -1,4 +1,4 @@
-"""The end-to-end pipeline: (synth →) prepare → embed → train → eval → register → promote.
+"""The end-to-end pipeline: (synth →) prepare → embed → train → eval → register → promote → bento.
 
 MLflow's ``examples/multistep_workflow`` pattern: each step is an MLproject entry point run by
 ``mlflow.projects.run`` in a child run of the pipeline's run, and a step whose inputs are unchanged is not
@@ -135,6 +135,19 @@ def plan(cfg: PipelineConfig) -> list[Step]:
     return steps
 
 
+def bento_step(cfg: PipelineConfig, champion: str | int | None) -> Step | None:
+    """The Bento of the champion's registry version (cached while the champion stays the same); none
+    while the model has no champion."""
+    if champion in (None, ""):
+        log.warning("no champion: no Bento built", name=cfg.model_name)
+        return None
+    from gatrec.serve.config import ServeConfig
+
+    out = cfg.work.resolve() / "bento.json"
+    return Step("bento", {"model_uri": f"models:/{cfg.model_name}/{champion}", "name": cfg.model_name,
+                          "approx_above": ServeConfig.model_fields["approx_above"].default, "out": out}, out)
+
+
 class Pipeline:
     def __init__(self, cfg: PipelineConfig):
         import mlflow
@@ -217,6 +230,8 @@ class Pipeline:
                 results[step.name] = self.run_step(step, active.info.run_id)
             run_dir = steps[-1].params["run"]
             results.update(self._register_and_promote(run_dir, register_run))
+            if bento := bento_step(self.cfg, results.get("champion")):
+                results["bento"] = self.run_step(bento, active.info.run_id)
             mlflow.log_dict(results, "pipeline.json")
         return {"run_dir": str(run_dir), **results}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from gatrec.cli.options import tracking_uri_option
@@ -26,17 +28,21 @@ Examples:
 @click.option("--name", default="gatrec", show_default=True, help="Name of the BentoML model and of the Bento.")
 @click.option("--approx-above", type=click.IntRange(min=1), default=APPROX_ABOVE, show_default=True,
               help="Serve catalogues with more items than this through an approximate FAISS index.")
-@click.option("--base-image", default=None, help="Container base image [bentofile.yaml: python:3.11-slim].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("work/bento.json"),
+              show_default=True, help="Where to record the Bento's tag, path and model (JSON).")
 @tracking_uri_option
-def build_command(model_uri: str, name: str, approx_above: int, base_image: str | None,
-                  tracking_uri: str | None) -> None:
+def build_command(model_uri: str, name: str, approx_above: int, out: Path, tracking_uri: str | None) -> None:
     """Import the champion into the BentoML model store (labelled with its registry version, run id,
     data digest and split) and build the Bento from bentofile.yaml (numpy + pydantic + bentoml; no torch)."""
     from gatrec.cli.options import client_for
+    from gatrec.fsutil import write_json
     from gatrec.serve.bento import build
 
     client_for(tracking_uri)
-    bento = build(model_uri, name, approx_above, base_image)
+    bento, model = build(model_uri, name, approx_above)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, {"bento": str(bento.tag), "path": bento.path, "model": model.tag, "model_uri": model_uri,
+                     "registry_version": model.registry_version})
     click.echo(f"built Bento {bento.tag} ({bento.path})")
     click.echo(f"serve it:  bentoml serve {bento.tag} --port 3000")
 

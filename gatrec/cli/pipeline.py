@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-STEPS = ("synth", "prepare", "embed", "train", "eval", "register")
+STEPS = ("synth", "prepare", "embed", "train", "eval", "register", "bento")
 
 
 @click.command(epilog="""\b
@@ -42,7 +43,7 @@ def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, sy
             synth_interactions: int, model: str, features: str,
             epochs: int, image_weights: str, model_name: str, policy: Path | None, experiment: str,
             fail_on_reject: bool, force: tuple[str, ...]) -> None:
-    """Run prepare → embed → train → eval → register → promote, each as an MLflow child run.
+    """Run prepare → embed → train → eval → register → promote → bento, each as an MLflow child run.
 
     A step whose parameters, upstream steps, raw input content and code version are unchanged is not
     run again: its earlier run's output is reused. The promotion gate decides whether the new version
@@ -65,5 +66,8 @@ def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, sy
         click.echo(f"  - {reason}")
     click.echo("\nNext: `mlflow ui` (or `mlflow server`) in this folder shows the runs and the registry;\n"
                f"      load the champion with mlflow.pyfunc.load_model('models:/{model_name}@champion').")
+    if result.get("bento"):
+        bento = json.loads((work / "bento.json").read_text())
+        click.echo(f"Serve the champion:  bentoml serve {bento['bento']} --port 3000   (Bento built from bentofile.yaml)")
     if result["promotion"] == "rejected" and fail_on_reject:
         raise SystemExit(1)

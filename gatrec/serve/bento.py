@@ -132,8 +132,8 @@ def build_options(model: ImportedModel, approx_above: int, name: str, base_image
 
 
 def build(model_uri: str = DEFAULT_MODEL_URI, name: str = "gatrec", approx_above: int | None = None,
-          base_image: str | None = None) -> Any:
-    """Import the champion and build the Bento; returns the bentoml Bento."""
+          base_image: str | None = None) -> tuple[Any, ImportedModel]:
+    """Import the champion and build the Bento; returns the bentoml Bento and the imported model."""
     import bentoml
 
     approx_above = ServeConfig().approx_above if approx_above is None else approx_above
@@ -143,7 +143,7 @@ def build(model_uri: str = DEFAULT_MODEL_URI, name: str = "gatrec", approx_above
     bento = bentoml.bentos.build(build_ctx=str(PROJECT_DIR), **options)
     log.info("bento built", tag=str(bento.tag), model=model.tag, seconds=round(time.monotonic() - started, 1),
              path=bento.path)
-    return bento
+    return bento, model
 
 
 def containerize(bento_tag: str, *, base_image: str | None = None, image_tag: str | None = None) -> str:

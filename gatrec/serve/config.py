@@ -22,3 +22,5 @@ class ServeConfig(BaseModel):
     nprobe: int = Field(32, ge=1, description="IVF cells searched per query.")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get a 413.")
     max_batch: int = Field(256, ge=1, description="Most single requests scored in one product.")
+    blas_threads: int = Field(1, ge=1, description="BLAS threads of the scoring product: 1 leaves the other "
+                              "core of a 2-core machine to the HTTP event loop.")
