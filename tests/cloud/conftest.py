@@ -203,22 +203,50 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]
                                 start_new_session=True,
                                 env={**os.environ, "STORAGE_BASE": str(root), "STORAGE_DIR": "data"})
     host = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            requests.get(f"{host}/storage/v1/b", timeout=2)
-            break
-        except requests.RequestException:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"storage emulator did not start:\n{log.read_text()[-2000:]}") from None
-            time.sleep(0.2)
-    yield Emulator(host, root)
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        wait_up(f"{host}/storage/v1/b", proc, log, timeout=60)
+        yield Emulator(host, root)
+    finally:
+        stop(proc)
+
+
+def wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Until ``url`` answers 200 (the process's log tail in the error if it exits or times out)."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} did not come up\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a process started with start_new_session=True, and its children."""
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture
+def bucket(gcs_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the emulator; the storage client of this process is pointed at it."""
+    import uuid
+
+    from gatrec.cloud import storage
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.host)
+    name = f"b-{uuid.uuid4().hex[:10]}"
+    storage.client().create_bucket(name)
+    return name
 
 
 @dataclass

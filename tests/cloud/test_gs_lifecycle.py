@@ -1,4 +1,4 @@
-"""prepare → train → eval → register with every path on gs:// (gcp-storage-emulator) and an ``mlflow server``
+"""prepare → embed → train → eval → register with every path on gs:// (gcp-storage-emulator) and an ``mlflow server``
 whose artefact store is gs:// on the same emulator: the real ``gatrec`` commands in subprocesses."""
 
 from __future__ import annotations
@@ -7,26 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import VENV_BIN, free_port
+from conftest import VENV_BIN, free_port, stop, wait_up
 
 from gatrec.cloud import storage
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def bucket(gcs_emulator, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.host)
-    name = f"lifecycle-{uuid.uuid4().hex[:8]}"
-    storage.client().create_bucket(name)
-    return name
 
 
 @pytest.fixture
@@ -42,27 +31,10 @@ def gs_mlflow(bucket: str, tmp_path: Path) -> Iterator[str]:
                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(480):
-            if proc.poll() is not None:
-                break
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        else:
-            raise RuntimeError(f"mlflow server did not start\n{log.read_text()[-3000:]}")
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited\n{log.read_text()[-3000:]}")
+        wait_up(f"{url}/health", proc, log, timeout=120)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
 
 
 def gatrec(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -87,14 +59,18 @@ def test_lifecycle_with_every_path_on_gs(bucket, gs_mlflow, tmp_path) -> None:
     gatrec("prepare", "--input", f"{gs}/raw", "--out", f"{gs}/data", env=env, cwd=tmp_path)
     prepared = objects(bucket, "data/")
     assert {"manifest.json", "train.parquet", "valid.parquet", "test.parquet"} <= prepared
-    gatrec("train", "--data", f"{gs}/data", "--model", "mf", "--epochs", "2", "--threads", "1",
-           "--out", f"{gs}/runs/mf", env=env, cwd=tmp_path)
-    run = objects(bucket, "runs/mf/")
+    gatrec("embed", "--data", f"{gs}/data", "--modalities", "text", "--knn-k", "5", "--device", "cpu",
+           env=env, cwd=tmp_path)
+    features = objects(bucket, "data/") - prepared
+    assert features and all(name.startswith("features/") for name in features), sorted(features)
+    gatrec("train", "--data", f"{gs}/data", "--model", "gat", "--features", "text", "--epochs", "2",
+           "--threads", "1", "--out", f"{gs}/runs/gat", env=env, cwd=tmp_path)
+    run = objects(bucket, "runs/gat/")
     assert "metrics.json" in run and any(n.startswith("model/") for n in run)
-    metrics = json.loads(storage.client().bucket(bucket).blob("runs/mf/metrics.json").download_as_bytes())
-    gatrec("eval", "--run", f"{gs}/runs/mf", "--out", f"{gs}/runs/mf/eval_test.json", env=env, cwd=tmp_path)
-    assert "eval_test.json" in objects(bucket, "runs/mf/")
-    reg = gatrec("register", "--run", f"{gs}/runs/mf", "--name", "gs-lifecycle", env=env, cwd=tmp_path)
+    metrics = json.loads(storage.client().bucket(bucket).blob("runs/gat/metrics.json").download_as_bytes())
+    gatrec("eval", "--run", f"{gs}/runs/gat", "--out", f"{gs}/runs/gat/eval_test.json", env=env, cwd=tmp_path)
+    assert "eval_test.json" in objects(bucket, "runs/gat/")
+    reg = gatrec("register", "--run", f"{gs}/runs/gat", "--name", "gs-lifecycle", env=env, cwd=tmp_path)
     assert "registered gs-lifecycle v1" in reg.stdout
 
     from mlflow import MlflowClient

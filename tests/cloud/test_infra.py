@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import hcl2
@@ -81,7 +80,7 @@ def public_problems(tf: dict[str, Any]) -> list[str]:
 def secret_problems(tf: dict[str, Any]) -> list[str]:
     problems = []
     for block in tf.get("variable", []):
-        for name, body in block.items():
+        for name in block:
             if re.search(r"password|secret|token|credential|private_key", name):
                 problems.append(f"variable {name}: secrets are generated and stored in Secret Manager")
     for rtype, name, body in resources(tf):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
+from pathlib import Path
 
 import pytest
 
@@ -13,14 +13,6 @@ from gatrec.cloud import storage
 from gatrec.cloud.settings import CloudError
 
 KIB = 1 << 10
-
-
-@pytest.fixture
-def bucket(gcs_emulator, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator.host)
-    name = f"b-{uuid.uuid4().hex[:10]}"
-    storage.client().create_bucket(name)
-    return name
 
 
 def names(bucket: str) -> list[str]:
@@ -119,3 +111,17 @@ def test_missing_location_and_bad_uris(bucket, tmp_path) -> None:
         storage.GsUri.parse("gs:///x")
     with pytest.raises(CloudError, match="not found"):
         storage.pull("gs://no-such-bucket-h6/x", tmp_path / "y")
+
+
+def test_mlflow_client_writes_artifacts_straight_to_gs(bucket, tmp_path) -> None:
+    """An experiment whose artefact root is gs:// (MLflow's GCS repository, no proxying server)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("gs-direct", artifact_location=f"gs://{bucket}/mlruns")
+    run = client.create_run(exp)
+    (tmp_path / "note.txt").write_text("hello from gatrec")
+    client.log_artifact(run.info.run_id, str(tmp_path / "note.txt"), artifact_path="notes")
+    assert names(bucket) == [f"mlruns/{run.info.run_id}/artifacts/notes/note.txt"]
+    back = client.download_artifacts(run.info.run_id, "notes/note.txt", str(tmp_path / "dl"))
+    assert Path(back).read_text() == "hello from gatrec"
