@@ -37,14 +37,15 @@ def _umask() -> int:
     return mask
 
 
-def _host() -> str:
+def this_host() -> str:
+    """This machine's name as gatrec records it beside a PID (no '-', so it parses back out of temp names)."""
     return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"
 
 
 def process_gone(host: str, pid: int) -> bool:
     """True only when ``pid`` provably no longer runs: it ran on this host and no such process exists.
     A process of another user, or one on another host, counts as alive."""
-    if host != _host() or pid <= 0:
+    if host != this_host() or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -56,7 +57,7 @@ def process_gone(host: str, pid: int) -> bool:
 
 
 def _temp_prefix(name: str, what: str) -> str:
-    return f".{name}.{what}-{_host()}-{os.getpid()}-"
+    return f".{name}.{what}-{this_host()}-{os.getpid()}-"
 
 
 def remove_stale_temps(target: str | Path) -> list[Path]:

@@ -94,13 +94,23 @@ def set_champion(client: MlflowClient, name: str, version: str | None, *, demote
     _stage(client, name, version, PRODUCTION, archive=True)
 
 
+STATUS_TAG, REASONS_TAG, CHAMPION_REASON_TAG = "validation_status", "rejection_reasons", "champion_reason"
+
+
+def _tag_champion(client: MlflowClient, name: str, version: str, status: str, why: str) -> None:
+    """The champion's tags say why it is champion; reasons from an earlier rejection no longer apply."""
+    client.set_model_version_tag(name, version, STATUS_TAG, status)
+    client.set_model_version_tag(name, version, CHAMPION_REASON_TAG, why[:4900])
+    with contextlib.suppress(MlflowException):  # absent unless it was rejected before
+        client.delete_model_version_tag(name, version, REASONS_TAG)
+
+
 def mark(client: MlflowClient, name: str, version: str, decision: Decision) -> None:
-    client.set_model_version_tag(name, version, "validation_status", "passed" if decision.passed else "rejected")
     if decision.passed:
-        with contextlib.suppress(MlflowException):  # absent unless it was rejected before
-            client.delete_model_version_tag(name, version, "rejection_reasons")
+        _tag_champion(client, name, version, "passed", f"passed the promotion gate against {decision.reference}")
     else:
-        client.set_model_version_tag(name, version, "rejection_reasons", "; ".join(decision.reasons)[:4900])
+        client.set_model_version_tag(name, version, STATUS_TAG, "rejected")
+        client.set_model_version_tag(name, version, REASONS_TAG, "; ".join(decision.reasons)[:4900])
 
 
 def decision_metrics(decision: Decision, policy: Policy) -> dict[str, float]:
@@ -167,6 +177,7 @@ def rollback(name: str | None = None, *, actor: str = "cli", client: MlflowClien
         current, target = stack[-1], stack[-2]
         facts(client, name, target)  # fails clearly if that version was deleted
         set_champion(client, name, target)
+        _tag_champion(client, name, target, "rollback", f"restored by rollback from v{current} ({actor})")
         rec = audit.record(client, AuditRecord(
             model_name=name, decision="rollback", candidate=target, previous=current, champion=target,
             actor=actor, reasons=[f"rolled back from v{current}"], action="alias+stage moved"))
