@@ -26,6 +26,8 @@ class ContrastiveFields(BaseModel):
     cl_noise: float = Field(0.2, ge=0, description="XSimGCL: norm of each row's random perturbation per layer")
     cl_temperature: float = Field(0.2, gt=0, description="XSimGCL: temperature of the InfoNCE softmax")
     cl_layer: int = Field(1, ge=1, description="XSimGCL: the layer whose output is contrasted with the final one")
+    cl_rows: int = Field(2048, ge=2, description="XSimGCL: at most this many of a batch's users (and items), drawn "
+                         "at random, are contrasted: the InfoNCE costs rows^2 x dim (XSimGCL's batches are 2048)")
 
     def cl_noise_now(self, training: bool) -> float:
         """The perturbation to add to each layer's output in this pass: none when off or evaluating."""
@@ -52,9 +54,14 @@ def contrastive_loss(final: torch.Tensor, view: torch.Tensor, n_user_rows: int, 
                      ) -> torch.Tensor:
     """``weight * (InfoNCE over the users + InfoNCE over the items)`` of a batch's distinct rows (users
     first: ``n_user_rows`` of them), final representations against the layer-``l*`` view."""
-    users = info_nce(final[:n_user_rows], view[:n_user_rows], config.cl_temperature)
-    items = info_nce(final[n_user_rows:], view[n_user_rows:], config.cl_temperature)
-    return config.cl_weight * (users + items)
+    total = 0.0
+    for part in (slice(0, n_user_rows), slice(n_user_rows, len(final))):
+        f, v = final[part], view[part]
+        if len(f) > config.cl_rows:
+            pick = torch.randperm(len(f), device=f.device)[: config.cl_rows]
+            f, v = f.index_select(0, pick), v.index_select(0, pick)
+        total = total + info_nce(f, v, config.cl_temperature)
+    return config.cl_weight * total  # type: ignore[return-value]
 
 
 def add_contrastive(loss_parts: tuple[torch.Tensor, dict[str, torch.Tensor]], final: torch.Tensor,

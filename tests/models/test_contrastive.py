@@ -95,3 +95,17 @@ def test_noise_only_while_training(model: str) -> None:
 def test_contrastive_term_needs_embedding_keyed_attention() -> None:
     with pytest.raises(ValueError, match="needs attention_keys=embeddings"):
         GATConfig(cl_weight=0.1, attention_keys="interactions")
+
+
+def test_at_most_cl_rows_are_contrasted() -> None:
+    from gatrec.models.contrastive import ContrastiveFields, contrastive_loss
+
+    torch.manual_seed(3)
+    final, view = torch.randn(30, 4), torch.randn(30, 4)
+    cfg = ContrastiveFields(cl_weight=1.0, cl_rows=5, cl_temperature=0.5)
+    torch.manual_seed(0)
+    got = contrastive_loss(final, view, 12, cfg)
+    torch.manual_seed(0)
+    u, i = torch.randperm(12)[:5], torch.randperm(18)[:5] + 12
+    want = info_nce(final[u], view[u], 0.5) + info_nce(final[i], view[i], 0.5)
+    torch.testing.assert_close(got, want)
