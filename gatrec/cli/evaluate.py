@@ -62,6 +62,9 @@ def command(run: Path, split: str, mask_valid: bool | None, data: Path | None, k
     mask = bool(cfg.get("mask_valid_at_test", False)) if mask_valid is None else mask_valid
     cut = list(ks) or cfg.get("ks") or [10, 20, 50]
     bias = torch.from_numpy(export.item_bias) if export.item_bias is not None else None
+    from gatrec import threads
+
+    threads.configure()  # this process's share of the CPUs it may use
     metrics = evaluate_dataset(torch.from_numpy(export.user_emb), torch.from_numpy(export.item_emb), ds, split,
                                item_bias=bias, mask_valid=mask, ks=cut)
     click.echo(format_table({split: metrics}, ks=sorted(set(cut))))

@@ -70,7 +70,7 @@ def embed_text(cfg: TextConfig, items: pd.DataFrame, cache_root: Path) -> Result
     keys = [text_key(t) if t else None for t in texts]
     vecs, present, stats = embed_cached(keys, texts, EmbeddingCache(cache_root, enc.namespace), enc)
     stats.update(model=cfg.model, model_id=enc.model_id, fields=cfg.fields,
-                 max_chars=cfg.max_chars, model_loaded=enc.loads > 0)
+                 max_chars=cfg.max_chars, max_seq_length=cfg.max_seq_length, model_loaded=enc.loads > 0)
     return vecs, present, stats
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatrec import log as glog
+from gatrec import threads
 from gatrec.errors import DataError, GatrecError
 from gatrec.features import store
 from gatrec.features.cache import default_cache_root
@@ -104,6 +105,7 @@ def _save(out: Path, arrays: dict[str, np.ndarray], masks: dict[str, np.ndarray]
 def run_embed(cfg: EmbedConfig) -> dict:
     """Compute and save item features (+ kNN graph) for a prepared dataset; returns the features manifest."""
     t_start = time.perf_counter()
+    threads.configure()  # this process's share of the CPUs it may use (both models and the PCA)
     items, dmanifest = _load_items(cfg.data)
     items_digest = file_digest(cfg.data / "items.parquet")
     out = cfg.out or store.resolve_dir(cfg.data)

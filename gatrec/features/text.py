@@ -40,6 +40,11 @@ class TextConfig(BaseModel):
     # MiniLM sees at most 256 word pieces (~1,100 characters of English); cutting earlier saves tokenising
     # multi-kilobyte descriptions while leaving the model its full window.
     max_chars: int = Field(1500, ge=16)
+    # all-MiniLM-L6-v2 was trained on 128 word pieces (sentence-transformers lets it read 256). Attention
+    # costs grow with length, so 128 halves the work on long descriptions; on the office items the vectors
+    # stay close to the 256-piece ones (cosine in BENCHMARKS.md), and short texts are unchanged.
+    max_seq_length: int | None = Field(128, ge=8, le=512,
+                                       description="word pieces the text model reads; None = the model's own")
     batch_size: int = Field(64, ge=1, le=4096)
     device: str | None = Field(None, description="torch device; None = cuda when available, else cpu")
 
@@ -142,17 +147,28 @@ class TextEncoder:
 
     @property
     def namespace(self) -> str:
-        """Cache namespace: same weights + same output convention → reusable vectors."""
-        return f"text|{self.model_id}|normalized"
+        """Cache namespace: same weights, same window, same output convention → reusable vectors."""
+        window = "" if self.cfg.max_seq_length is None else f"|len{self.cfg.max_seq_length}"
+        return f"text|{self.model_id}{window}|normalized"
 
     def load(self) -> None:
         self.model  # noqa: B018 (cached_property: loads once)
 
     def embed(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """L2-normalised float32 [len(texts), dim]; sentence-transformers sorts by length to batch well."""
+        import torch
+
         show = bool(progress) if progress is not None else sys.stderr.isatty()
-        emb = self.model.encode(list(texts), batch_size=self.cfg.batch_size, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=show)
+        model = self.model
+        full = model.max_seq_length
+        if self.cfg.max_seq_length is not None:  # the loaded model is shared in-process: set it per call
+            model.max_seq_length = min(self.cfg.max_seq_length, full)
+        try:
+            with torch.inference_mode():
+                emb = model.encode(list(texts), batch_size=self.cfg.batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=show)
+        finally:
+            model.max_seq_length = full
         return np.ascontiguousarray(emb, dtype=np.float32)
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,6 @@ continues from its last checkpoint and ends with exactly the metrics of an unint
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 
 from gatrec import log as glog
 from gatrec import models
+from gatrec import threads as cpu_threads
 from gatrec.data.dataset import Dataset
 from gatrec.errors import GatrecError
 from gatrec.evaluate.ranking import evaluate_dataset
@@ -48,19 +48,6 @@ def resolve_device(name: str) -> torch.device:
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise GatrecError(f"--device {name}: MPS is not available here; use --device cpu (or auto)")
     return device
-
-
-def set_threads(threads: int | None) -> None:
-    """Use ``threads`` intra-op threads, else at most the CPUs this process may run on.
-
-    torch sizes its pool from the host's cores, which oversubscribes a container with fewer CPUs; and on a
-    machine busy with other work, OpenMP threads that wait for each other are slower than one thread
-    (amazon-beauty LightGCN epoch at load 8 on 2 cores: 65 s with 2 threads, 10 s with 1).
-    """
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    want = threads if threads is not None else min(torch.get_num_threads(), allowed)
-    if want != torch.get_num_threads():
-        torch.set_num_threads(max(1, want))
 
 
 def _seed_everything(seed: int) -> None:
@@ -123,7 +110,7 @@ def train(data: str | Path | Dataset, config: TrainConfig, out: str | Path, *, r
     ds = data if isinstance(data, Dataset) else Dataset.load(data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    set_threads(threads)
+    cpu_threads.configure(threads)
     keep_freed_memory()
     _seed_everything(config.seed)
 
@@ -163,6 +150,7 @@ def _fit(model: Recommender, ds: Dataset, config: TrainConfig, out: Path, state:
     for epoch in bar:
         if state["stopped"]:
             break
+        cpu_threads.rebalance()  # another training may have started or ended: take this one's share
         t0 = time.perf_counter()
         model.train()
         total = torch.zeros((), device=device)

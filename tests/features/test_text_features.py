@@ -46,3 +46,14 @@ def test_minilm_embeddings_are_normalised_and_semantic(minilm: TextEncoder) -> N
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
     sim = emb @ emb.T
     assert sim[0, 1] > sim[0, 2] + 0.3
+
+
+def test_text_window_truncates_long_texts_only_and_keys_the_cache(minilm: TextEncoder) -> None:
+    short, long = "red running shoes", " ".join(f"word{i} toner printer" for i in range(200))
+    full = TextEncoder(TextConfig(max_seq_length=None))
+    narrow = TextEncoder(TextConfig(max_seq_length=16))
+    (a, _), (b, _) = full.encode([short, long]), narrow.encode([short, long])
+    np.testing.assert_allclose(a[0], b[0], atol=1e-5)  # fits in 16 pieces: the same vector
+    assert float(a[1] @ b[1]) < 0.999  # cut at 16 pieces: a different vector
+    assert minilm.model.max_seq_length == 256  # the shared model keeps its own window afterwards
+    assert len({full.namespace, narrow.namespace, minilm.namespace}) == 3
