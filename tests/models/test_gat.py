@@ -3,22 +3,16 @@ features/kNN loading from the `gatrec embed` folder, and a short training run th
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch_geometric.nn import GATConv
 
 from gatrec.data.dataset import Dataset
 from gatrec.errors import DataError
-from gatrec.features import store
-from gatrec.fsutil import file_digest, write_json
 from gatrec.graph.interactions import interaction_knn
-from gatrec.graph.knn import knn_graph
 from gatrec.models import get
 from gatrec.models.base import TrainGraph
 from gatrec.models.gat import GAT, GATConfig
@@ -27,63 +21,15 @@ from gatrec.train import checkpoint
 from gatrec.train.config import TrainConfig
 from gatrec.train.inputs import DatasetInputs
 from gatrec.train.loop import train
+from tests.kit import write_features, write_prepared
 from tests.models.test_recommenders import assert_loss_matches_reference
 
 N_CLUSTERS = 4
 
 
-def write_dataset(folder: Path, *, n_users: int = 96, n_items: int = 48, per_user: int = 10, seed: int = 0,
-                  ratings: bool = False) -> Path:
+def write_dataset(folder: Path, **kw: object) -> Path:
     """Users with cluster tastes (personalisation pays, popularity does not), leave-one-out split."""
-    rng = np.random.default_rng(seed)
-    cluster = np.arange(n_items) % N_CLUSTERS
-    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8
-    rows = []
-    for u in range(n_users):
-        w = np.where(cluster == u % N_CLUSTERS, 1.0, 0.05) * (0.3 + popularity)
-        for t, i in enumerate(rng.choice(n_items, size=per_user, replace=False, p=w / w.sum())):
-            rows.append((u, int(i), t, float(rng.integers(1, 6))))
-    df = pd.DataFrame(rows, columns=["user", "item", "timestamp", "rating"]).astype(
-        {"user": "int32", "item": "int32", "timestamp": "int64", "rating": "float32"})
-    if not ratings:
-        df = df.drop(columns="rating")
-    from_end = df.groupby("user").cumcount(ascending=False)
-    parts = {"train": df[from_end >= 2], "valid": df[from_end == 1], "test": df[from_end == 0]}
-    folder.mkdir(parents=True)
-    h = hashlib.sha256()
-    for name, part in parts.items():
-        part.reset_index(drop=True).to_parquet(folder / f"{name}.parquet", index=False)
-        h.update(part[["user", "item"]].to_numpy().astype("<i4").tobytes())
-    pd.DataFrame({"user": np.arange(n_users, dtype="int32"), "user_id": [f"u{u}" for u in range(n_users)]}
-                 ).to_parquet(folder / "users.parquet", index=False)
-    pd.DataFrame({"item": np.arange(n_items, dtype="int32"), "item_id": [f"i{i}" for i in range(n_items)]}
-                 ).to_parquet(folder / "items.parquet", index=False)
-    manifest = {"format_version": 1, "source": {}, "n_users": n_users, "n_items": n_items,
-                "n_interactions": len(df), "counts": {k: len(v) for k, v in parts.items()}, "cleaning": {},
-                "split": {"protocol": "leave-one-out", "seed": seed}, "digest": h.hexdigest()}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return folder
-
-
-def write_text_features(data: Path, dim: int = 16, k: int = 5) -> np.ndarray:
-    """A features folder as `gatrec embed` leaves it: noisy cluster-indicator 'text' vectors + their kNN."""
-    n_items = json.loads((data / "manifest.json").read_text())["n_items"]
-    rng = np.random.default_rng(1)
-    x = (np.eye(N_CLUSTERS, dim)[np.arange(n_items) % N_CLUSTERS] + 0.3 * rng.standard_normal((n_items, dim)))
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    out = store.resolve_dir(data)
-    out.mkdir()
-    sha = store.save_array(out / "text.npy", x)
-    store.save_array(out / "text_mask.npy", np.ones(n_items, dtype=bool))
-    edge_index, weight = knn_graph(x, k)
-    store.save_knn(out / store.knn_filename("text", k), edge_index, weight, n_items=n_items, k=k,
-                   features="text", features_sha256=sha)
-    write_json(out / store.MANIFEST, {
-        "format_version": store.FORMAT_VERSION, "n_items": n_items,
-        "items_digest": file_digest(data / "items.parquet"),
-        "arrays": {"text": {"file": "text.npy", "mask_file": "text_mask.npy", "n_items": n_items, "dim": dim,
-                            "sha256": sha}}, "knn": {}})
-    return x
+    return write_prepared(folder, n_users=96, n_items=48, per_user=10, n_clusters=N_CLUSTERS, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +40,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def data_with_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = write_dataset(tmp_path_factory.mktemp("gat_text") / "data")
-    write_text_features(d)
+    write_features(d, n_clusters=N_CLUSTERS)
     return d
 
 

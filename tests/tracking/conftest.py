@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from trackstore import Store, write_prepared
 
 from gatrec.tracking.context import PACKAGE_DIR
@@ -54,15 +53,6 @@ def store(template_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     _reset_mlflow(monkeypatch)
     yield Store(uri, root)
     _reset_mlflow(monkeypatch)
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The data is tiny: thread hand-offs cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

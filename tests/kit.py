@@ -1,0 +1,81 @@
+"""The test kit: prepared (and featured) dataset folders written directly, in the layouts of
+docs/ARCHITECTURE.md, for tests that need data but not `gatrec prepare` / `gatrec embed` themselves.
+
+``write_prepared`` makes users with cluster tastes: each user belongs to one of ``n_clusters`` groups and
+mostly interacts with that group's items, with some globally popular items mixed in, so personalised
+models can learn the groups and popularity cannot. The split is leave-one-out (last interaction test,
+the one before valid). ``write_features`` adds a feature folder as `gatrec embed` leaves it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def write_prepared(folder: Path, *, n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
+                   per_user: int = 12, noise: float = 0.05, seed: int = 0, ratings: bool = False) -> Path:
+    """A prepared dataset folder; ``ratings`` adds a 1..5 rating column (drawn apart, so the interactions
+    are the same with or without it)."""
+    rng = np.random.default_rng(seed)
+    cluster_of_item = np.arange(n_items) % n_clusters
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8  # Zipf-like global popularity
+    rows = []
+    for u in range(n_users):
+        c = u % n_clusters
+        weights = np.where(cluster_of_item == c, 1.0, noise) * (0.3 + popularity)
+        items = rng.choice(n_items, size=per_user, replace=False, p=weights / weights.sum())
+        rows += [(u, int(i), t) for t, i in enumerate(items)]
+    df = pd.DataFrame(rows, columns=["user", "item", "timestamp"]).astype(
+        {"user": "int32", "item": "int32", "timestamp": "int64"})
+    if ratings:
+        df["rating"] = np.random.default_rng(seed + 1).integers(1, 6, len(df)).astype("float32")
+    pos_from_end = df.groupby("user").cumcount(ascending=False)
+    parts = {"train": df[pos_from_end >= 2], "valid": df[pos_from_end == 1], "test": df[pos_from_end == 0]}
+    folder.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    for name, part in parts.items():
+        part.reset_index(drop=True).to_parquet(folder / f"{name}.parquet", index=False)
+        h.update(name.encode() + part[["user", "item"]].to_numpy().astype("<i4").tobytes())
+    pd.DataFrame({"user": np.arange(n_users, dtype="int32"),
+                  "user_id": [f"u{u}" for u in range(n_users)]}).to_parquet(folder / "users.parquet", index=False)
+    pd.DataFrame({"item": np.arange(n_items, dtype="int32"), "item_id": [f"i{i}" for i in range(n_items)],
+                  "title": [f"item {i}" for i in range(n_items)]}).to_parquet(folder / "items.parquet", index=False)
+    manifest = {"format_version": 1, "source": {"format": "test-fixture", "seed": seed},
+                "n_users": n_users, "n_items": n_items, "n_interactions": len(df),
+                "counts": {k: len(v) for k, v in parts.items()}, "cleaning": {},
+                "split": {"protocol": "leave-one-out", "seed": seed}, "digest": h.hexdigest()}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+def write_features(data: Path, *, n_clusters: int = 4, dim: int = 16, k: int = 5) -> np.ndarray:
+    """A feature folder beside ``data`` as `gatrec embed` leaves it: noisy cluster-indicator 'text' vectors
+    (the same clusters as :func:`write_prepared`'s) and their kNN graph with ``k`` neighbours."""
+    from gatrec.features import store
+    from gatrec.fsutil import file_digest, write_json
+    from gatrec.graph.knn import knn_graph
+
+    n_items = json.loads((data / "manifest.json").read_text())["n_items"]
+    rng = np.random.default_rng(1)
+    x = np.eye(n_clusters, dim)[np.arange(n_items) % n_clusters] + 0.3 * rng.standard_normal((n_items, dim))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out = store.resolve_dir(data)
+    out.mkdir()
+    sha = store.save_array(out / "text.npy", x)
+    store.save_array(out / "text_mask.npy", np.ones(n_items, dtype=bool))
+    edge_index, weight = knn_graph(x, k)
+    store.save_knn(out / store.knn_filename("text", k), edge_index, weight, n_items=n_items, k=k,
+                   features="text", features_sha256=sha)
+    write_json(out / store.MANIFEST, {
+        "format_version": store.FORMAT_VERSION, "n_items": n_items,
+        "items_digest": file_digest(data / "items.parquet"),
+        "arrays": {"text": {"file": "text.npy", "mask_file": "text_mask.npy", "n_items": n_items, "dim": dim,
+                            "sha256": sha}},
+        "knn": {f"text_k{k}": {"file": store.knn_filename("text", k), "features": "text", "k": k,
+                               "edges": int(edge_index.shape[1])}}})
+    return x
