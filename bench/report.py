@@ -411,6 +411,7 @@ def render() -> str:
         ".venv/bin/python bench/bench_speed.py",
         ".venv/bin/python bench/bench_embed.py; .venv/bin/python bench/bench_knn.py",
         "nice -n 10 .venv/bin/python bench/bench_serving.py; sudo bash scripts/bento_container.sh gatrec:latest",
+        "nice -n 10 .venv/bin/python bench/bench_sweep.py --sections workers,quality",
         ".venv/bin/python bench/report.py",
         "```",
         "",
@@ -428,6 +429,10 @@ def render() -> str:
             lines += embed(d)
         elif stem.startswith("knn"):
             lines += knn(d)
+        elif stem.startswith("sweep"):
+            from bench_sweep import report as sweep_report
+
+            lines += sweep_report(d)
         elif stem.startswith("serving"):
             lines += serving(d)
         elif stem.startswith("container"):
