@@ -386,6 +386,18 @@ def generic(name: str, d: dict[str, Any]) -> list[str]:
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[str]]] = {"quality": quality, "speed": speed, "knn": knn}
 
 
+def design_notes() -> list[str]:
+    """The measurements behind code choices (bench/design_notes.yaml): docstrings keep the one-line reason."""
+    import yaml
+
+    notes = yaml.safe_load((Path(__file__).with_name("design_notes.yaml")).read_text())["notes"]
+    lines = ["## Design notes", "", "The figures behind choices in the code; each names the benchmark or profile "
+             "that produced it.", "", "| code | choice | figures | source |", "|---|---|---|---|"]
+    lines += [f"| `{n['code']}` | {n['choice']} | {' '.join(str(n['figures']).split())} | {n['source']} |"
+              for n in notes]
+    return [*lines, ""]
+
+
 def render() -> str:
     order = ("quality", "speed", "embed", "knn")
     files = sorted(RESULTS.glob("*.json"),
@@ -439,6 +451,7 @@ def render() -> str:
             lines += container(d)
         else:
             lines += generic(stem, d)
+    lines += design_notes()
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -11,6 +11,11 @@ import click
 from gatrec import __version__, log
 from gatrec.errors import GatrecError
 
+# Exit codes (README "Exit codes"): 1 a step or service failed (an MLflow error, a gate rejection with
+# --fail-on-reject); 2 the user's input: a bad option or missing prerequisite (click's usage errors) or bad
+# data (a DataError naming file, line and field).
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
 # name -> one-line help; the module gatrec.cli.<module> defines `command`.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "Generate a synthetic Amazon-like dataset (plain folder format)."),
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="gatrec", standalone_mode=False)
     except GatrecError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -81,6 +86,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:  # MLflow's own errors (registry, store): a message, not a traceback
+        if not type(exc).__module__.startswith("mlflow."):
+            raise
+        click.echo(f"error: MLflow: {getattr(exc, 'message', None) or exc}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ relevance and are averaged over users with at least one held-out item:
 * coverage@K = distinct items recommended in anyone's top-K / n_items
 
 Users are processed in batches (one matmul + one topk per batch; no Python loop over users).
+``METRICS`` is the one list of metric names in gatrec; a metric is named ``<name>@<k>``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,13 @@ if TYPE_CHECKING:
 
 METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
 DEFAULT_KS = (10, 20, 50)
+_AT_K = re.compile(rf"^({'|'.join(METRICS)})@(\d+)$")
+
+
+def parse_metric(name: str) -> tuple[str, int] | None:
+    """``"ndcg@20"`` -> ``("ndcg", 20)``; None for anything else (e.g. ``coverage@20``, ``n_users``)."""
+    m = _AT_K.match(name)
+    return (m[1], int(m[2])) if m else None
 
 
 def _batch_coords(m: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,8 +61,13 @@ def evaluate_embeddings(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int = 1024,
     progress: bool = False,
+    stable_ties: bool = False,
 ) -> dict[str, float]:
-    """Full-ranking metrics of dot-product scores against ``heldout``, masking ``train`` (and ``exclude``)."""
+    """Full-ranking metrics of dot-product scores against ``heldout``, masking ``train`` (and ``exclude``).
+
+    ``stable_ties``: equal scores rank by the lower item index (a full stable sort per user instead of
+    ``topk``, whose order among ties is unspecified); the popularity baseline needs it, as counts tie often.
+    """
     n_items = item_emb.shape[0]
     ks = sorted({int(k) for k in ks})
     kmax = min(max(ks), n_items)
@@ -75,7 +89,11 @@ def evaluate_embeddings(
             scores += item_bias
         for m in masks:
             scores.index_put_(_batch_coords(m, rows, device), torch.tensor(float("-inf"), device=device))
-        top_scores, top = torch.topk(scores, kmax, dim=1, sorted=True)
+        if stable_ties:
+            top_scores, top = torch.sort(scores, dim=1, descending=True, stable=True)
+            top_scores, top = top_scores[:, :kmax], top[:, :kmax]
+        else:
+            top_scores, top = torch.topk(scores, kmax, dim=1, sorted=True)
         # With fewer unmasked items than K, masked (-inf) items fill the tail: never count them as recommended.
         shown = torch.isfinite(top_scores)
         del scores

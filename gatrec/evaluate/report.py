@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-SHORT = {"recall": "recall", "ndcg": "ndcg", "precision": "prec", "hit": "hit", "mrr": "mrr"}
+from gatrec.evaluate.ranking import METRICS
+
+SHORT = {m: {"precision": "prec"}.get(m, m) for m in METRICS}  # column heads
 
 
 def available_ks(results: Mapping[str, Mapping[str, float]], metric: str = "recall") -> list[int]:

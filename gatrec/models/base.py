@@ -27,8 +27,7 @@ class _SymmetricSpmm(torch.autograd.Function):
     """``adj @ x`` for a symmetric sparse ``adj``: the backward is ``adj @ grad`` as well.
 
     torch's own backward for a sparse CSR matmul transposes the matrix on every call; reusing the
-    (symmetric) matrix instead makes a 3-layer LightGCN forward+backward 2.5x faster on CPU
-    (40 ms vs 99 ms on amazon-beauty, 2 threads).
+    (symmetric) matrix instead is much faster (BENCHMARKS.md, Design notes).
     """
 
     @staticmethod
@@ -206,8 +205,8 @@ def triple_loss(final: torch.Tensor, ego: torch.Tensor, batch: BatchRows, reg_we
     return main + reg, {kind: main.detach(), "reg": reg.detach()}
 
 
-# lr and batch size with the best valid NDCG@20 for MF, LightGCN and the GAT on amazon-office
-# (bench/quality_configs.yaml); larger batches also mean fewer full-graph propagations per epoch.
+# lr and batch size with the best valid NDCG@20 for MF, LightGCN and the GAT (BENCHMARKS.md); larger
+# batches also mean fewer full-graph propagations per epoch.
 TUNED_BPR_TRAINING: dict[str, Any] = {"lr": 5e-3, "batch_size": 8192}
 
 

@@ -1,6 +1,7 @@
 """Graph-attention recommender: PyG ``GATConv`` over the user-item graph and over an item-item kNN graph.
 
-What makes it work (research log: the GAT report; every choice below was selected on validation NDCG@20):
+Every choice below was selected on validation NDCG@20; the measurements are in BENCHMARKS.md (Quality,
+Design notes).
 
 * **LightGCN-shaped attention.** A layer is ``D^1/2 GATConv(D^-1/2 x)``: one head, no self-loops, no bias,
   no non-linearity, the input map fixed to the identity. With zero attention vectors the softmax is
@@ -10,14 +11,10 @@ What makes it work (research log: the GAT report; every choice below was selecte
   (under Adam an ``attention_scale`` times smaller step), the logit is linear (``negative_slope=1``: then
   GATConv's attention is exactly a learned weight per neighbour, ``softmax_j <a, x_j>``, computed by two plain
   sparse matmuls), and the logits read the embeddings detached (``attention_detach``): only the attention
-  vectors learn from them. With gradients through the logits the embeddings co-adapt with the attention and
-  validation stalls (amazon-beauty: ~0.060 from epoch ~90, against 0.0615 and rising when detached); at rate
-  0.1 (office valid NDCG@20 0.0549 against 0.0649), with GATv2 (0.0508) or the neighbour's log-degree as an
-  edge feature (0.0510) attention overfits sooner still. Even detached it is at best neutral: uniform
-  attention scores the same on office and better on beauty (BENCHMARKS.md).
+  vectors learn from them, because embeddings that co-adapt with the attention overfit.
 * **Item-item graph (FREEDOM).** Item ID embeddings are also propagated over the kNN graph of the item
-  features (written by ``gatrec embed``) by a GATConv of the same form, and added to the item output.
-  Without features there is none by default (an item co-occurrence graph scored no better).
+  features (passed in by the caller, from ``gatrec embed``'s folder) by a GATConv of the same form, and added
+  to the item output. Without features there is none by default (a co-occurrence graph scored no better).
 * **Degree-sensitive edge dropout (FREEDOM).** Each training step sees a sample of the user-item edges,
   drawn with probability ~ 1/sqrt(deg_u deg_i), renormalised; evaluation uses the full graph.
 * **Item input** = ID embedding + ``gate * Linear(features)`` with the gate starting at 0, so the features
@@ -66,8 +63,7 @@ KnnSource = Literal["auto", "none", "text", "image", "fused", "interactions"]
 
 
 class GATConfig(ContrastiveFields):
-    """Hyper-parameters of the GAT recommender; defaults = the best on validation NDCG@20 (amazon-office; the
-    attention settings also on amazon-beauty)."""
+    """Hyper-parameters of the GAT recommender; defaults = the best on validation NDCG@20 (BENCHMARKS.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -85,19 +81,19 @@ class GATConfig(ContrastiveFields):
         "matmuls instead of a per-edge softmax (sparse_attention._node_attention)")
     attention_detach: bool = Field(True, description="logits read the embeddings without passing gradients "
                                    "to them: only the attention vectors learn whom to weight (else the "
-                                   "embeddings co-adapt with the attention and overfit: amazon-beauty)")
+                                   "embeddings co-adapt with the attention and overfit)")
     attention_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on attention coefficients")
     edge_dropout: float | None = Field(
         None, ge=0, lt=1, description="share of user-item edges dropped per step; None = 0.8 with a "
         "feature kNN graph, else 0 (without one, dropping edges only loses signal)")
     reg_weight: float = Field(1e-4, ge=0, description="L2 on the batch's layer-0 ID embeddings")
     init_std: float | None = Field(None, gt=0, description="ID embeddings ~ N(0, init_std) as LightGCN's; "
-                                   "None = Xavier uniform (~0.013 on amazon-beauty)")
+                                   "None = Xavier uniform")
     feature_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on item features")
     feature_gate: bool = Field(True, description="scale projected features by a learned gate starting at 0")
     knn_source: KnnSource = Field(
         "auto", description="item-item graph: auto = the features used, none when features=none (an "
-        "item co-occurrence graph, `interactions`, scored no better on office and costs a quarter more time)")
+        "item co-occurrence graph, `interactions`, scored no better and costs more time)")
     knn_k: int = Field(20, ge=1, description="neighbours per item in the item-item graph (embed builds 20)")
     knn_weight: float = Field(1.0, ge=0, description="weight of the item-item propagation (0 = off)")
     knn_attention: bool = Field(True, description="attention over kNN neighbours (else cosine weights)")

@@ -5,9 +5,8 @@ user-item graph (alpha = 1/(L+1)), and the BPR regulariser acts on the layer-0 (
 initialisation differs from PyG's: N(0, init_std) as in the paper's code (see ``LightGCNConfig``).
 
 Propagation multiplies by the cached sparse CSR matrix (``TrainGraph.propagate``) instead of running
-``LGConv`` on ``edge_index``: on CPU (amazon-beauty, 34k nodes, 397k edges, 3 layers, forward+backward,
-2 threads) LGConv's gather/scatter takes 700 ms, ``torch.sparse.mm`` 99 ms and the cached symmetric CSR
-with a transpose-free backward 40 ms, for the same result (max difference 2e-8).
+``LGConv`` on ``edge_index``: the same result, an order of magnitude faster on CPU (BENCHMARKS.md, Design
+notes).
 
 A training step computes the loss from the batch's rows only (``propagate_rows``): the last layer from those
 rows' edges, each layer's input gathered there with its product (``TrainGraph.propagate_gather``). The loss
@@ -25,12 +24,11 @@ from gatrec.models.contrastive import ContrastiveFields, add_contrastive, pertur
 
 class LightGCNConfig(ContrastiveFields):
     model_config = ConfigDict(extra="forbid")
-    dim: int = Field(64, ge=1)
-    n_layers: int = Field(3, ge=0)
-    reg_weight: float = Field(1e-4, ge=0)
-    # N(0, 0.1) as the official LightGCN code: PyG's xavier init is ~30x smaller on 5k+ nodes and leaves a
-    # long plateau (office: valid ndcg@20 flat for ~20 epochs, so early stopping fired at epoch 22).
-    init_std: float = Field(0.1, gt=0)
+    dim: int = Field(64, ge=1, description="embedding size")
+    n_layers: int = Field(3, ge=0, description="propagation layers (0 = matrix factorisation)")
+    reg_weight: float = Field(1e-4, ge=0, description="L2 on the batch's layer-0 embeddings")
+    init_std: float = Field(0.1, gt=0, description="ID embeddings ~ N(0, init_std), as the official LightGCN "
+                            "code (PyG's smaller Xavier init leaves a long plateau)")
 
 
 class LightGCN(RowsRecommender):

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gatrec.models.base import Recommender, TrainGraph
 
 
 class PopConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    # log1p keeps the scores on a small scale; the ranking is the same either way.
-    transform: Literal["log1p", "count"] = "log1p"
+    transform: Literal["log1p", "count"] = Field(
+        "log1p", description="item score from its training count (log1p keeps scores small; same ranking)")
 
 
 class Popularity(Recommender):

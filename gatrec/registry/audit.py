@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunStatus
 
-from gatrec.registry.gate import metric_key
+from gatrec.tracking import metric_key
 from gatrec.tracking.mlflow_log import get_or_create_experiment
 
 AUDIT_EXPERIMENT = "gatrec-promotions"

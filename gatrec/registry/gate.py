@@ -11,18 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gatrec.registry.policy import Policy
+from gatrec.tracking import metric_key, metric_name
 
 METRIC_PREFIX = "metric"
 BASELINE_PREFIX = "baseline.pop"
-
-
-def metric_key(metric: str) -> str:
-    """MLflow keys may not contain '@': 'ndcg@20' -> 'ndcg_at_20'."""
-    return metric.replace("@", "_at_")
-
-
-def metric_name(key: str) -> str:
-    return key.replace("_at_", "@")
 
 
 def metric_tag(split: str, metric: str, prefix: str = METRIC_PREFIX) -> str:

@@ -18,8 +18,9 @@ from mlflow.exceptions import MlflowException
 import gatrec.log
 from gatrec.errors import DataError, GatrecError
 from gatrec.registry import pyfunc
-from gatrec.registry.gate import BASELINE_PREFIX, metric_key, metric_tag
+from gatrec.registry.gate import BASELINE_PREFIX, metric_tag
 from gatrec.registry.package import SIGNATURE, build_artifacts, input_example, load_run, pop_baseline
+from gatrec.tracking import metric_key
 from gatrec.tracking.mlflow_log import get_or_create_experiment
 from gatrec.train.export import RunFolder
 

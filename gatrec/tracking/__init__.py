@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from gatrec.train.tracker import Tracker
 
-__all__ = ["Tracker", "metric_key"]
+__all__ = ["Tracker", "metric_key", "metric_name"]
 
 
 def metric_key(name: str) -> str:
     """MLflow metric names allow only [/\\w.\\- :]: ``ndcg@20`` becomes ``ndcg_at_20``."""
     return name.replace("@", "_at_")
+
+
+def metric_name(key: str) -> str:
+    """The inverse of :func:`metric_key`: ``ndcg_at_20`` -> ``ndcg@20``."""
+    return key.replace("_at_", "@")

@@ -22,8 +22,6 @@ from pydantic import (
 from gatrec import models
 from gatrec.errors import DataError, invalid_file
 
-METRIC_NAMES = ("recall", "ndcg", "precision", "hit", "mrr")
-
 
 class TrainConfig(BaseModel):
     # `model_params` would clash with pydantic's reserved "model_" prefix otherwise.
@@ -94,10 +92,12 @@ class TrainConfig(BaseModel):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str, info: ValidationInfo) -> str:
+        from gatrec.evaluate.ranking import METRICS, parse_metric
+
         ks = info.data.get("ks", [])
-        m = re.fullmatch(r"([a-z]+)@(\d+)", v)
-        if not m or m[1] not in METRIC_NAMES or int(m[2]) not in ks:
-            raise ValueError(f"must be one of {', '.join(METRIC_NAMES)} at a k in ks={ks}, not {v!r}")
+        parsed = parse_metric(v)
+        if parsed is None or parsed[1] not in ks:
+            raise ValueError(f"must be one of {', '.join(METRICS)} at a k in ks={ks}, not {v!r}")
         return v
 
     def model_hparams(self) -> BaseModel:
