@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,17 +138,18 @@ def pull(uri: str, dest: Path) -> str:
         if target.is_file() and blob.crc32c and _crc32c(target) == blob.crc32c:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.part")
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")  # unique: workers share a copy
         with _errors(f"downloading {SCHEME}{blob.bucket.name}/{blob.name}"):
             blob.download_to_filename(str(tmp), checksum="crc32c")
         os.replace(tmp, target)
         fetched += 1
     if kind == "folder":
         for path in sorted(dest.rglob("*"), reverse=True):
-            if path.is_file() and path.relative_to(dest).as_posix() not in blobs:
-                path.unlink()
+            if path.is_file() and not _IN_FLIGHT.match(path.name) and path.relative_to(dest).as_posix() not in blobs:
+                path.unlink(missing_ok=True)
             elif path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+                with contextlib.suppress(OSError):  # another process may be filling it
+                    path.rmdir()
     elif kind == "missing" and dest.is_file():
         dest.unlink()
     _log.info("pulled", uri=uri, kind=kind, objects=len(blobs), downloaded=fetched)
@@ -204,11 +206,7 @@ def push(local: Path, uri: str, *, known: dict[str, str] | None = None, chunk_si
     last. Returns the number of objects written."""
     known = known or {}
     dest = GsUri.parse(uri)
-    if local.is_file():
-        files = {"": local}
-    else:
-        files = {p.relative_to(local).as_posix(): p for p in sorted(local.rglob("*"))
-                 if p.is_file() and not p.name.startswith(".") and ".tmp-" not in p.as_posix()}
+    files = _files(local)
     changed = {rel: p for rel, p in files.items() if known.get(rel) != _crc32c(p)}
     staged: dict[str, Any] = {}
     try:
@@ -229,10 +227,20 @@ def push(local: Path, uri: str, *, known: dict[str, str] | None = None, chunk_si
     return len(changed)
 
 
-def checksums(local: Path) -> dict[str, str]:
-    """CRC32C of every file under ``local`` (or of the file), keyed as ``push`` keys them."""
+# Temp names of atomic writes in flight (gatrec/fsutil.py's .NAME.tmp-… / .NAME.old-…, pull's .NAME.….part).
+_IN_FLIGHT = re.compile(r"^\..+\.(tmp|old)-|^\..+\.part$")
+
+
+def _files(local: Path) -> dict[str, Path]:
+    """The files ``push`` uploads, by relative path (hidden ones too, e.g. the output marker), not temp files."""
     if local.is_file():
-        return {"": _crc32c(local)}
+        return {"": local}
     if not local.exists():
         return {}
-    return {p.relative_to(local).as_posix(): _crc32c(p) for p in local.rglob("*") if p.is_file()}
+    return {p.relative_to(local).as_posix(): p for p in sorted(local.rglob("*"))
+            if p.is_file() and not any(_IN_FLIGHT.match(part) for part in p.relative_to(local).parts)}
+
+
+def checksums(local: Path) -> dict[str, str]:
+    """CRC32C of every file under ``local`` (or of the file), keyed as ``push`` keys them."""
+    return {rel: _crc32c(p) for rel, p in _files(local).items()}

@@ -223,14 +223,14 @@ def wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None
     raise RuntimeError(f"{url} did not come up\n{log.read_text(errors='replace')[-3000:]}")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
     """Stop a process started with start_new_session=True, and its children."""
     import signal
 
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)

@@ -82,10 +82,13 @@ def test_folder_push_and_pull(bucket, tmp_path) -> None:
     (src / "train.parquet").write_bytes(b"t" * 1000)
     (src / "sub" / "x.npy").write_bytes(b"x")
     (src / "manifest.json").write_text("{}")
+    (src / ".gatrec-output.json").write_text('{"kind": "prepared"}')  # hidden, but part of the output
+    (src / ".train.parquet.tmp-host-1-abc").write_bytes(b"half")  # an atomic write in flight: not uploaded
     uri = f"gs://{bucket}/data/prepared"
-    assert storage.push(src, uri) == 3
-    assert names(bucket) == ["data/prepared/manifest.json", "data/prepared/sub/x.npy",
-                             "data/prepared/train.parquet"]
+    assert storage.push(src, uri) == 4
+    assert names(bucket) == ["data/prepared/.gatrec-output.json", "data/prepared/manifest.json",
+                             "data/prepared/sub/x.npy", "data/prepared/train.parquet"]
+    (src / ".train.parquet.tmp-host-1-abc").unlink()
     back = tmp_path / "back"
     assert storage.pull(uri, back) == "folder"
     assert storage.checksums(back) == storage.checksums(src)
@@ -94,13 +97,14 @@ def test_folder_push_and_pull(bucket, tmp_path) -> None:
     (back / "sub" / "x.npy").unlink()
     (back / "metrics.json").write_text("{}")
     assert storage.push(back, uri, known=known) == 1
-    assert names(bucket) == ["data/prepared/manifest.json", "data/prepared/metrics.json",
-                             "data/prepared/train.parquet"]
+    assert names(bucket) == ["data/prepared/.gatrec-output.json", "data/prepared/manifest.json",
+                             "data/prepared/metrics.json", "data/prepared/train.parquet"]
     # Pulling into an earlier copy makes it equal to the bucket again: stale files go, changed ones return.
     (back / "stale.txt").write_text("left by a failed step")
     (back / "train.parquet").write_bytes(b"corrupted")
     assert storage.pull(uri, back) == "folder"
-    assert sorted(storage.checksums(back)) == ["manifest.json", "metrics.json", "train.parquet"]
+    assert sorted(storage.checksums(back)) == [".gatrec-output.json", "manifest.json", "metrics.json",
+                                               "train.parquet"]
     assert (back / "train.parquet").read_bytes() == b"t" * 1000
 
 
