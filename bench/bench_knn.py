@@ -10,10 +10,8 @@ float matrix would need 16 GB, so it is cut in row blocks too), giving the direc
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,16 +20,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import machine  # noqa: E402
 
 from gatrec.graph.knn import knn_graph  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "loadavg_1m_at_start": os.getloadavg()[0]}
 
 
 def reference(x: torch.Tensor, k: int, block: int = 2048) -> torch.Tensor:
@@ -59,7 +52,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/knn.json")
     args = ap.parse_args()
-    info = machine()
+    info = {**machine(), "loadavg_1m_at_start": os.getloadavg()[0]}
     x = torch.randn(args.items, args.dim, generator=torch.Generator().manual_seed(0))
     timings, results = {}, {}
     for backend in ("faiss", "torch"):  # warm up imports (faiss, torch_geometric) outside the timings
