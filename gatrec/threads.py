@@ -11,9 +11,10 @@ two copies at once, 0.24x where a fair share is 0.5x). So:
   and ``rebalance`` (called once per epoch) sets this process's threads to its share of the CPUs;
 - ``GATREC_THREADS=N`` fixes the count (no sharing), as does an explicit ``--threads``.
 
-On a machine busy with other work, fewer threads than cores is faster still: OpenMP threads that wait for
-each other lose more than they gain (amazon-beauty LightGCN epoch at load 8 on 2 cores: 65 s with 2
-threads, 10 s with 1); ``GATREC_THREADS=1`` is the remedy there.
+On a machine already busy with other work, one thread is faster still: OpenMP threads that wait for each
+other at every barrier lose more than they gain (amazon-beauty LightGCN epoch at load 8 on 2 cores: 65 s
+with 2 threads, 10 s with 1). So when the 1-minute load average, less this process's own threads, is at
+least the CPUs available, a process takes one thread until the load falls.
 """
 
 from __future__ import annotations
@@ -168,9 +169,20 @@ class _Share:
 _share = _Share()
 
 
-def fair_share(cpus: int, peers: int) -> int:
-    """Threads for one of ``peers`` processes sharing ``cpus`` CPUs (each gets at least one)."""
+def fair_share(cpus: int, peers: int, others_load: float = 0.0) -> int:
+    """Threads for one of ``peers`` processes sharing ``cpus`` CPUs (each gets at least one); one when the
+    load of other work (``others_load``, runnable threads) already fills the CPUs."""
+    if others_load >= cpus:
+        return 1
     return max(1, cpus // max(1, peers))
+
+
+def _others_load(own_threads: int) -> float:
+    """The 1-minute load average less what this process's threads add to it (0 where unknown)."""
+    try:
+        return max(0.0, os.getloadavg()[0] - own_threads)
+    except OSError:
+        return 0.0
 
 
 def _apply(n: int) -> None:
@@ -190,7 +202,8 @@ def configure(threads: int | None = None) -> int:
     """Size torch/BLAS threads for this process and return the count.
 
     ``threads`` (or ``GATREC_THREADS``) fixes it; otherwise this process joins the machine's share and gets
-    ``available_cpus() // live gatrec processes`` threads, re-evaluated by ``rebalance``.
+    ``available_cpus() // live gatrec processes`` threads (one on a machine already full), re-evaluated by
+    ``rebalance``.
     """
     import torch
 
@@ -202,6 +215,7 @@ def configure(threads: int | None = None) -> int:
         _apply(_share.fixed)
         return _share.fixed
     _share.fixed = None
+    running = _share.fd is not None  # since the first call this process's own threads count in the load
     try:
         _share.join()
         peers = _share.peers()
@@ -209,7 +223,8 @@ def configure(threads: int | None = None) -> int:
         log.debug("thread_share_unavailable", error=str(exc))
         peers = 1
     _share.last = time.monotonic()
-    n = min(fair_share(available_cpus(), peers), _share.ceiling)
+    others = _others_load(torch.get_num_threads() if running else 0)
+    n = min(fair_share(available_cpus(), peers, others), _share.ceiling)
     _apply(n)
     return n
 
