@@ -102,3 +102,19 @@ def test_a_study_of_another_model_is_not_joined(tiny_data: Path, small_space: Pa
     run_sweep(_settings(tiny_data, small_space, tmp_path, "shared", n_trials=1))
     with pytest.raises(GatrecError, match="differs in: model"):
         run_sweep(_settings(tiny_data, small_space, tmp_path, "shared", n_trials=1, model="mf"))
+
+
+def test_trials_with_other_knn_k_leave_the_feature_folder_alone(write_space, tmp_path: Path) -> None:
+    from tests.kit import write_features, write_prepared
+
+    data = write_prepared(tmp_path / "featured")
+    write_features(data, k=5)
+    before = {p.name: p.read_bytes() for p in (data / "features").rglob("*") if p.is_file()}
+    space = write_space({"knn_k": [3, 5, 7]}, {"features": "text", "dim": 8, "epochs": 2, "batch_size": 512})
+    settings = _settings(data, space, tmp_path, "knn", model="gat", n_trials=3, startup_trials=3)
+    run_sweep(settings)
+    study = optuna.load_study(study_name="knn", storage=settings.storage)
+    assert len({t.params["knn_k"] for t in study.trials}) >= 2 and all(
+        t.state == TrialState.COMPLETE for t in study.trials)
+    after = {p.name: p.read_bytes() for p in (data / "features").rglob("*") if p.is_file()}
+    assert after == before
