@@ -90,8 +90,12 @@ class PromotionLock:
 
     def acquire(self) -> None:
         deadline = time.monotonic() + self.timeout_s
+        told = False
         while not self._try_create():
             self._remove_if_stale()
+            if not told and self.holder.get(OWNER_TAG):
+                log.info("waiting for the promotion lock", lock=self.name, holder=self.holder[OWNER_TAG])
+                told = True
             if time.monotonic() > deadline:
                 raise GatrecError(f"could not take the promotion lock {self.name!r} within "
                                   f"{self.timeout_s:.0f}s: {self._holder_text()} (if that process died on "

@@ -31,7 +31,7 @@ def test_embed_cli_end_to_end(tmp_path: Path, make_dataset: Callable[..., Path],
     assert manifest["data_digest"] == "test-digest" and manifest["arrays"]["text"]["items_per_s"] > 0
     for name in ("text.npy", "image.npy", "fused.npy", "text_mask.npy", "image_mask.npy", "knn_text_k2.npz"):
         assert (out / name).is_file(), name
-    assert not list(out.glob(".*"))  # no temp files left behind
+    assert [p.name for p in out.glob(".*")] == [".gatrec-output.json"]  # the output marker; no temp files
     assert load_features(data, "image", features_dir=out).shape == (4, 512)
     edge_index, _ = load_knn(data, "text", 2, features_dir=out)
     assert edge_index.shape[1] >= 8

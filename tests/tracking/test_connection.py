@@ -61,7 +61,7 @@ def test_closed_port_is_reported_fast_in_one_line(command, run_dir, tiny_data, t
     assert proc.returncode == 2, proc.stderr
     line = _one_error_line(proc)
     assert f"MLflow tracking server {uri} is unreachable" in line and "mlflow server" in line
-    assert seconds < 30, seconds
+    assert seconds < 60, seconds  # MLflow alone retries for ~250 s; the bound leaves room for a loaded machine
 
 
 class _Unavailable(http.server.BaseHTTPRequestHandler):
