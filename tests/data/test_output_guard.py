@@ -129,3 +129,25 @@ def test_live_writers_temps_are_left_alone(tmp_path):
     with atomic_file(target, "wb") as fh:
         fh.write(b"y")
     assert not stale.exists() and foreign.exists() and target.read_bytes() == b"y"
+
+
+def test_killed_checkpoint_write_is_cleaned_by_the_next_training(tmp_path, raw):
+    """A process killed inside a checkpoint write leaves a 0-byte `.last.pt.tmp-*`; the next training of that
+    run folder removes it."""
+    data = prepare_dataset(raw, tmp_path / "data", kcore=0)
+    run = tmp_path / "run"
+    code = ("import time; from gatrec.fsutil import atomic_file, mark_output\n"
+            f"mark_output({str(run)!r}, 'run')\n"  # as `gatrec train` does when it starts
+            f"with atomic_file({str(run / 'checkpoints' / 'last.pt')!r}, 'wb'):\n"
+            "    print('writing', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    (left,) = (run / "checkpoints").glob(".last.pt.tmp-*")
+    assert left.stat().st_size == 0
+    done = gatrec("train", "--data", str(data), "--model", "mf", "--epochs", "1", "--out", str(run))
+    assert done.returncode == 0, done.stderr
+    assert (run / "checkpoints" / "last.pt").is_file() and not left.exists()
