@@ -70,6 +70,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         from gatrec.train.loop import train
 
+        # The retry callback's marks (system attrs) are only readable from the stored trial.
         frozen = trial.study._storage.get_trial(trial._trial_id)
         values = self.space.suggest(trial)
         config = self.space.config(values, self.overrides)
