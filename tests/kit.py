@@ -79,3 +79,20 @@ def write_features(data: Path, *, n_clusters: int = 4, dim: int = 16, k: int = 5
         "knn": {f"text_k{k}": {"file": store.knn_filename("text", k), "features": "text", "k": k,
                                "edges": int(edge_index.shape[1])}}})
     return x
+
+
+ITEM_FIELDS = ("item_id", "title", "description", "brand", "categories")
+
+
+def write_items(folder: Path, rows: list[dict], *, source: Path | None = None) -> Path:
+    """The part of a prepared folder `gatrec embed` reads: items.parquet (the text fields of ``rows``, and
+    ``image`` where given) and a manifest; ``source`` is the raw input relative image paths resolve against."""
+    folder.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame([{f: r.get(f, "") for f in ITEM_FIELDS} | {k: v for k, v in r.items() if k == "image"}
+                       for r in rows])
+    df.insert(0, "item", np.arange(len(df), dtype=np.int32))
+    df.to_parquet(folder / "items.parquet", index=False)
+    manifest = {"format_version": 1, "n_items": len(df), "digest": "test-digest",
+                "source": {"path": str(source or folder.parent / "raw")}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

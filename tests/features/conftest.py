@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 
 from gatrec.features.text import TextConfig, TextEncoder
-
-FIELDS = ("item_id", "title", "description", "brand", "categories")
+from tests.kit import write_items
 
 
 @pytest.fixture(autouse=True)
@@ -24,19 +21,10 @@ def _no_shared_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def make_dataset(tmp_path: Path) -> Callable[..., Path]:
-    """make_dataset(rows, source=None, name="prepared") → a prepared folder; rows are dicts of item fields."""
+    """make_dataset(rows, source=None, name="prepared") → an items folder (tests/kit.py write_items)."""
 
     def make(rows: list[dict], source: Path | None = None, name: str = "prepared") -> Path:
-        d = tmp_path / name
-        d.mkdir(exist_ok=True)
-        df = pd.DataFrame([{f: r.get(f, "") for f in FIELDS} | {k: v for k, v in r.items() if k == "image"}
-                           for r in rows])
-        df.insert(0, "item", np.arange(len(df), dtype=np.int32))
-        df.to_parquet(d / "items.parquet", index=False)
-        manifest = {"format_version": 1, "n_items": len(df), "digest": "test-digest",
-                    "source": {"path": str(source or tmp_path / "raw")}}
-        (d / "manifest.json").write_text(json.dumps(manifest))
-        return d
+        return write_items(tmp_path / name, rows, source=source or tmp_path / "raw")
 
     return make
 
