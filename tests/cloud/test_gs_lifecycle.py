@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import VENV_BIN, free_port, stop, wait_up
+from conftest import REPO, VENV_BIN, free_port, stop, wait_up
 
 from gatrec.cloud import storage
 
@@ -44,13 +44,22 @@ def gatrec(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedPr
     return proc
 
 
+def mlflow_run(entry: str, *, env: dict[str, str], **params: str) -> None:
+    from gatrec.cloud.jobs import mlflow_command
+
+    cmd = mlflow_command(entry, params)
+    proc = subprocess.run([str(VENV_BIN / cmd[0]), *cmd[1:]], env={**env, "PATH": f"{VENV_BIN}:{env['PATH']}"},
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
 def objects(bucket: str, prefix: str) -> set[str]:
     return {b.name.removeprefix(prefix) for b in storage.client().list_blobs(bucket, prefix=prefix)}
 
 
 def test_lifecycle_with_every_path_on_gs(bucket, gs_mlflow, tmp_path) -> None:
     env = {**os.environ, "MLFLOW_TRACKING_URI": gs_mlflow, "GATREC_GS_CACHE": str(tmp_path / "gs-cache"),
-           "MLFLOW_EXPERIMENT_NAME": "gs-lifecycle"}
+           "MLFLOW_EXPERIMENT_NAME": "gs-lifecycle", "GATREC_THREADS": "1"}
     env.pop("GATREC_NO_MLFLOW", None)
     gs = f"gs://{bucket}"
     gatrec("synth", "--out", f"{gs}/raw", "--users", "120", "--items", "60", "--interactions", "1500",
@@ -63,12 +72,13 @@ def test_lifecycle_with_every_path_on_gs(bucket, gs_mlflow, tmp_path) -> None:
            env=env, cwd=tmp_path)
     features = objects(bucket, "data/") - prepared
     assert features and all(name.startswith("features/") for name in features), sorted(features)
-    gatrec("train", "--data", f"{gs}/data", "--model", "gat", "--features", "text", "--epochs", "2",
-           "--threads", "1", "--out", f"{gs}/runs/gat", env=env, cwd=tmp_path)
+    # Training and evaluation as a Vertex job's container runs them (gatrec/cloud/jobs.py's command).
+    mlflow_run("train", env=env, data=f"{gs}/data", model="gat", features="text", epochs="2",
+               out=f"{gs}/runs/gat")
     run = objects(bucket, "runs/gat/")
     assert "metrics.json" in run and any(n.startswith("model/") for n in run)
     metrics = json.loads(storage.client().bucket(bucket).blob("runs/gat/metrics.json").download_as_bytes())
-    gatrec("eval", "--run", f"{gs}/runs/gat", "--out", f"{gs}/runs/gat/eval_test.json", env=env, cwd=tmp_path)
+    mlflow_run("eval", env=env, run=f"{gs}/runs/gat")
     assert "eval_test.json" in objects(bucket, "runs/gat/")
     reg = gatrec("register", "--run", f"{gs}/runs/gat", "--name", "gs-lifecycle", env=env, cwd=tmp_path)
     assert "registered gs-lifecycle v1" in reg.stdout
