@@ -342,6 +342,8 @@ def serving(d: dict[str, Any]) -> list[str]:
                   "| server | requests/s | p50 ms | p95 ms | p99 ms | errors | cold start s |", "|---|---|---|---|---|---|---|",
                   _serving_row(f"bentoml serve (workers {r.get('bentoml', {}).get('workers', 1)})", r.get("bentoml")),
                   _serving_row("mlflow models serve", r.get("mlflow"))]
+        if ol := (r.get("bentoml") or {}).get("open_loop"):
+            lines.insert(len(lines) - 1, _serving_row(f"bentoml serve, {ol['mode']}", ol))
         ip = r.get("in_process", {})
         if ip:
             lines += ["", "In-process ceiling (the scorer called directly): "
@@ -358,7 +360,8 @@ def serving(d: dict[str, Any]) -> list[str]:
                           f"({a['queries']} queries in one batch)."]
         lines.append("")
     if g := d.get("goals_63k"):
-        lines += [f"Goals at 63k items: p99 ≤ 15 ms: {_met(g.get('p99_ms_le_15'))}; 0 errors: "
+        lines += [f"Goals at 63k items: p99 ≤ 15 ms: {_met(g.get('p99_ms_le_15'))} closed loop, "
+                  f"{_met(g.get('open_loop_p99_ms_le_15'))} open loop at half the closed-loop rate; 0 errors: "
                   f"{_met(g.get('zero_errors'))}; ≥ 5× mlflow's requests/s: {_met(g.get('rps_ge_5x_mlflow'))}.", ""]
     return lines
 
@@ -370,7 +373,8 @@ def container(d: dict[str, Any]) -> list[str]:
                  "with debootstrap), started with `buildah run --isolation=chroot --network=host`, then `/readyz` and "
                  "`/recommend` called on 127.0.0.1.")
     m = d.get("machine") or {}
-    lines += ["", f"Machine: {m.get('cpus')} cores, load average (1/5/15 min) at the end {m.get('load_avg')}.", "",
+    loads = "/".join(f"{x:.1f}" for x in m.get("load_avg") or [])
+    lines += ["", f"Machine: {m.get('cpus')} cores, load average (1/5/15 min) at the end {loads}.", "",
               "| image | build s | size | cold start s (process start → /readyz 200) |", "|---|---|---|---|",
               f"| {d.get('image')} | {d.get('build_seconds')} | {d.get('image_size')} | {d.get('cold_start_seconds')} |",
               ""]

@@ -145,7 +145,9 @@ def bento_step(cfg: PipelineConfig, champion: str | int | None) -> Step | None:
 
     out = cfg.work.resolve() / "bento.json"
     return Step("bento", {"model_uri": f"models:/{cfg.model_name}/{champion}", "name": cfg.model_name,
-                          "approx_above": ServeConfig.model_fields["approx_above"].default, "out": out}, out)
+                          "approx_above": ServeConfig.model_fields["approx_above"].default, "out": out}, out,
+                # outside the package, so not in the code version: a changed service rebuilds the Bento
+                inputs=[PROJECT_DIR / "service.py", PROJECT_DIR / "bentofile.yaml"])
 
 
 class Pipeline:

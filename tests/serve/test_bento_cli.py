@@ -19,3 +19,14 @@ def test_bad_model_uri_is_one_line(champion, uri: str, message: str) -> None:
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (champion.work / "bad.json").exists()
+
+
+def test_pipeline_bento_step_follows_the_champion() -> None:
+    from gatrec.workflow import PipelineConfig, bento_step
+
+    cfg = PipelineConfig(model_name="gatrec-x")
+    assert bento_step(cfg, None) is None
+    one, two = bento_step(cfg, "1"), bento_step(cfg, "2")
+    assert one.params["model_uri"] == "models:/gatrec-x/1" and one.output.name == "bento.json"
+    assert one.key("code") == bento_step(cfg, "1").key("code") != two.key("code")
+    assert {p.name for p in one.inputs} == {"service.py", "bentofile.yaml"}
