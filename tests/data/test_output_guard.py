@@ -66,7 +66,11 @@ def test_prepared_folder_is_replaced_and_other_kinds_are_not(tmp_path, raw):
     guard_output(tmp_path / "empty", "synth")
 
 
-def test_synth_train_and_embed_refuse_foreign_out(tmp_path, raw):
+def test_synth_train_and_embed_refuse_foreign_out(tmp_path, raw, capsys, monkeypatch):
+    """In process (the refusal comes before any work; the subprocess tests above cover exit codes)."""
+    from gatrec.cli import main
+
+    monkeypatch.setenv("GATREC_NO_MLFLOW", "1")
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.md").write_text("keep")
@@ -75,16 +79,17 @@ def test_synth_train_and_embed_refuse_foreign_out(tmp_path, raw):
                   "--no-images"],
                  ["train", "--data", str(data), "--model", "pop", "--out", str(foreign)],
                  ["embed", "--data", str(data), "--out", str(foreign), "--modalities", "text"]):
-        proc = gatrec(*args)
-        assert proc.returncode == 2, (args, proc.stderr)
-        assert f"--out {foreign} holds a folder gatrec did not write (notes.md)" in proc.stderr, proc.stderr
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        err = capsys.readouterr().err
+        assert done.value.code == 2, (args, err)
+        assert f"--out {foreign} holds a folder gatrec did not write (notes.md)" in err, err
         assert sorted(p.name for p in foreign.iterdir()) == ["notes.md"], args
     # ... and --force lets them write (train as the cheap example); rerunning into the run folder is fine.
-    proc = gatrec("train", "--data", str(data), "--model", "pop", "--out", str(foreign), "--force")
-    assert proc.returncode == 0, proc.stderr
+    main(["train", "--data", str(data), "--model", "pop", "--out", str(foreign), "--force"])
     assert (foreign / "notes.md").read_text() == "keep" and (foreign / "metrics.json").is_file()
     assert output_kind(foreign) == "run"
-    assert gatrec("train", "--data", str(data), "--model", "pop", "--out", str(foreign)).returncode == 0
+    main(["train", "--data", str(data), "--model", "pop", "--out", str(foreign)])
 
 
 def test_killed_prepare_leaves_a_temp_folder_the_next_run_removes(tmp_path, raw):
