@@ -260,12 +260,12 @@ def bench_size(n_items: int, work: Path, args: argparse.Namespace) -> dict[str, 
     tag = bento_store_model(home, folder, f"bench{n_items}:v1")
     port = free_port()
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    if args.workers > 1:
+    if args.workers:
         env["BENTOML_CONFIG_OPTIONS"] = f"services.gatrec.workers={args.workers}"
     cmd = [str(VENV_BIN / "bentoml"), "serve", "service:Gatrec", "--host", "127.0.0.1", "--port", str(port),
            "--arg", f"model={tag}"]
     with serving(cmd, env, f"http://127.0.0.1:{port}/readyz", work / f"bento-{n_items}.log") as cold:
-        result["bentoml"] = {"cold_start_s": round(cold, 1), "workers": args.workers,
+        result["bentoml"] = {"cold_start_s": round(cold, 1), "workers": args.workers or os.cpu_count(),
                              **load(f"http://127.0.0.1:{port}/recommend", bodies, args.clients, args.duration,
                                     args.open_fraction)}
     print(n_items, "bentoml", result["bentoml"], flush=True)
@@ -291,7 +291,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[63_001, 500_000])
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=30.0)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0, help="service workers (0: the service's, one per CPU)")
     ap.add_argument("--open-fraction", type=float, default=0.5,
                     help="also run bentoml open loop at this share of its closed-loop requests/s (0: no)")
     ap.add_argument("--ann-above", type=int, default=400_000, help="measure the approximate index from this size")
