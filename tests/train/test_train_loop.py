@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from gatrec.errors import GatrecError
+from gatrec.models.lightgcn import LightGCNConfig
 from gatrec.train import checkpoint
 from gatrec.train.config import TrainConfig
 from gatrec.train.export import load_export
@@ -155,5 +156,8 @@ def test_resume_after_kill_equals_uninterrupted_run(clustered_data: Path, tmp_pa
 def test_model_params_are_validated_by_the_model(clustered_data: Path, tmp_path: Path):
     cfg = TrainConfig(model="lightgcn", epochs=1, **FAST, model_params={"n_layers": 0, "dim": 4})
     res = train(clustered_data, cfg, tmp_path / "l0")  # 0 layers: LightGCN degenerates to MF, still valid
-    assert res["config"]["model_params"] == {"dim": 4, "n_layers": 0, "reg_weight": 1e-4, "init_std": 0.1}
+    # every value used is recorded: the given ones and the model's defaults for the rest
+    defaults = LightGCNConfig().model_dump(mode="json")
+    assert res["config"]["model_params"] == {**defaults, "dim": 4, "n_layers": 0}
+    assert defaults["reg_weight"] == 1e-4 and defaults["init_std"] == 0.1
     assert torch.from_numpy(load_export(tmp_path / "l0").item_emb).shape == (60, 4)
