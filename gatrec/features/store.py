@@ -21,13 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Union
 
 import numpy as np
 import torch
 
 from gatrec.errors import DataError, GatrecError
 from gatrec.fsutil import atomic_file, file_digest
+
+if TYPE_CHECKING:
+    from gatrec.data.dataset import Dataset
+
+# A prepared dataset: its loaded Dataset (training: checked against its manifest, nothing read again), or
+# its folder (``gatrec embed`` and tools, which may hold items.parquet + manifest.json alone).
+DatasetRef = Union[str, Path, "Dataset"]
 
 FEATURES_DIR = "features"
 MANIFEST = "features.json"
@@ -36,8 +43,23 @@ Kind = Literal["text", "image", "fused"]
 KINDS: tuple[str, ...] = ("text", "image", "fused")
 
 
-def resolve_dir(dataset_dir: str | Path, features_dir: str | Path | None = None) -> Path:
-    return Path(features_dir) if features_dir is not None else Path(dataset_dir) / FEATURES_DIR
+def _path(dataset: DatasetRef) -> Path:
+    return Path(dataset) if isinstance(dataset, str | Path) else Path(dataset.path)
+
+
+def resolve_dir(dataset_dir: DatasetRef, features_dir: str | Path | None = None) -> Path:
+    return Path(features_dir) if features_dir is not None else _path(dataset_dir) / FEATURES_DIR
+
+
+def _dataset_facts(dataset: DatasetRef) -> tuple[int | None, str | None]:
+    """(n_items, sha256 of items.parquet) of the prepared data, None where it has no such record/file."""
+    if not isinstance(dataset, str | Path):
+        recorded = (dataset.manifest.get("files") or {}).get("items.parquet", {}).get("sha256")
+        return dataset.n_items, recorded or file_digest(Path(dataset.path) / "items.parquet")
+    folder = Path(dataset)
+    dmanifest, items = folder / "manifest.json", folder / "items.parquet"
+    n_items = int(json.loads(dmanifest.read_text())["n_items"]) if dmanifest.is_file() else None
+    return n_items, file_digest(items) if items.is_file() else None
 
 
 def knn_filename(features: str, k: int) -> str:
@@ -63,21 +85,19 @@ def save_knn(path: Path, edge_index: torch.Tensor, edge_weight: torch.Tensor, *,
                  features_sha256=np.str_(features_sha256))
 
 
-def read_manifest(dataset_dir: str | Path, features_dir: str | Path | None = None) -> dict:
+def read_manifest(dataset_dir: DatasetRef, features_dir: str | Path | None = None) -> dict:
     """The features manifest, checked against the dataset's current item count and items.parquet."""
     fdir = resolve_dir(dataset_dir, features_dir)
     mpath = fdir / MANIFEST
     if not mpath.is_file():
-        raise DataError(f"no item features here; run `gatrec embed --data {dataset_dir}` first", file=mpath)
+        raise DataError(f"no item features here; run `gatrec embed --data {_path(dataset_dir)}` first",
+                        file=mpath)
     manifest = json.loads(mpath.read_text())
-    dmanifest = Path(dataset_dir) / "manifest.json"
-    if dmanifest.is_file():
-        n_items = int(json.loads(dmanifest.read_text())["n_items"])
-        if manifest.get("n_items") != n_items:
-            raise DataError(f"features cover {manifest.get('n_items')} items but the dataset has {n_items}; "
-                            "rerun `gatrec embed`", file=mpath, field="n_items")
-    items = Path(dataset_dir) / "items.parquet"
-    if items.is_file() and manifest.get("items_digest") != file_digest(items):
+    n_items, items_digest = _dataset_facts(dataset_dir)
+    if n_items is not None and manifest.get("n_items") != n_items:
+        raise DataError(f"features cover {manifest.get('n_items')} items but the dataset has {n_items}; "
+                        "rerun `gatrec embed`", file=mpath, field="n_items")
+    if items_digest is not None and manifest.get("items_digest") != items_digest:
         raise DataError("features are stale: items.parquet changed since they were computed; rerun "
                         "`gatrec embed`", file=mpath, field="items_digest")
     return manifest
@@ -94,7 +114,7 @@ def _entry(manifest: dict, kind: str, mpath: Path) -> dict:
     return entry
 
 
-def load_features(dataset_dir: str | Path, kind: Kind, *, features_dir: str | Path | None = None
+def load_features(dataset_dir: DatasetRef, kind: Kind, *, features_dir: str | Path | None = None
                   ) -> np.ndarray:
     """float32 [n_items, d] for ``kind`` in text (384-d MiniLM), image (512-d CLIP), fused (PCA 128-d).
 
@@ -109,14 +129,14 @@ def load_features(dataset_dir: str | Path, kind: Kind, *, features_dir: str | Pa
     return a
 
 
-def load_mask(dataset_dir: str | Path, kind: Kind, *, features_dir: str | Path | None = None) -> np.ndarray:
+def load_mask(dataset_dir: DatasetRef, kind: Kind, *, features_dir: str | Path | None = None) -> np.ndarray:
     """bool [n_items]: True where the item had real input for ``kind`` (fused: any modality)."""
     fdir = resolve_dir(dataset_dir, features_dir)
     entry = _entry(read_manifest(dataset_dir, features_dir), kind, fdir / MANIFEST)
     return np.load(fdir / entry["mask_file"])
 
 
-def load_knn(dataset_dir: str | Path, features: Kind, k: int, *, features_dir: str | Path | None = None,
+def load_knn(dataset_dir: DatasetRef, features: Kind, k: int, *, features_dir: str | Path | None = None,
              build_missing: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The item–item graph over ``features`` with ``k`` neighbours per item.
 
@@ -137,7 +157,7 @@ def load_knn(dataset_dir: str | Path, features: Kind, k: int, *, features_dir: s
     else:
         problem = "was not built"
     if not build_missing:
-        raise DataError(f"the kNN graph {problem}; run `gatrec embed --data {dataset_dir} --knn-features "
+        raise DataError(f"the kNN graph {problem}; run `gatrec embed --data {_path(dataset_dir)} --knn-features "
                         f"{features} --knn-k {k}`", file=path)
     from gatrec.graph.knn import knn_graph
 

@@ -25,7 +25,7 @@ class DatasetInputs:
     def features(self, kind: str, features_dir: str | None = None) -> np.ndarray:
         from gatrec.features.store import load_features
 
-        return load_features(self.dataset.path, kind, features_dir=features_dir)  # type: ignore[arg-type]
+        return load_features(self.dataset, kind, features_dir=features_dir)  # type: ignore[arg-type]
 
     def knn(self, source: str, k: int, features_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if source == "interactions":
@@ -34,5 +34,5 @@ class DatasetInputs:
             return interaction_knn(self.dataset.csr("train"), k)
         from gatrec.features.store import load_knn
 
-        return load_knn(self.dataset.path, source, k, features_dir=features_dir,  # type: ignore[arg-type]
+        return load_knn(self.dataset, source, k, features_dir=features_dir,  # type: ignore[arg-type]
                         build_missing=True)

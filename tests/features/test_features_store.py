@@ -68,3 +68,19 @@ def test_bad_items_file_names_file_row_and_field(make_dataset: Callable[..., Pat
     with pytest.raises(DataError) as err:
         run_embed(EmbedConfig(data=data, modalities=["text"]))
     assert err.value.field == "item" and err.value.line == 3 and err.value.file.endswith("items.parquet")
+
+
+def test_a_loaded_dataset_is_checked_without_reading_its_folder_again(tmp_path: Path) -> None:
+    from gatrec.data.dataset import Dataset
+    from tests.kit import write_features, write_prepared
+
+    data = write_prepared(tmp_path / "data", n_users=30, n_items=12, per_user=6)
+    x = write_features(data, k=3)
+    ds = Dataset.load(data)
+    assert (load_features(ds, "text") == x).all()
+    assert load_knn(ds, "text", 2, build_missing=True)[0].shape[0] == 2
+    items = pd.read_parquet(data / "items.parquet")
+    items.loc[0, "title"] = "changed"
+    items.to_parquet(data / "items.parquet", index=False)
+    with pytest.raises(DataError, match="stale"):
+        load_features(Dataset.load(data), "text")
