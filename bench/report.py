@@ -297,6 +297,13 @@ def embed(d: dict[str, Any]) -> list[str]:
                  "(`bench/bench_embed.py`). Peer: `SentenceTransformer.encode` directly, same run.")
     lines += ["", machine_line(d.get("machine")), "", "| method | items/s |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in d.get("items_per_s", {}).items()]
+    if w := d.get("window"):
+        lines += ["", f"Word-piece window: ours reads {w['window']} (the peer is set to the same), the model's own is "
+                  f"{w['model_window']}; {w['texts_longer_than_window']} of {w['texts']} texts are longer. On the "
+                  f"{w['sample']} longest texts, cosine of the {w['window']}-piece vector to the {w['model_window']}-"
+                  f"piece one: mean {w['cosine_mean']}, 5th percentile {w['cosine_p5']}, min {w['cosine_min']}; "
+                  f"CPU ms per item {w['cpu_ms_per_item'].get(str(w['model_window']))} → "
+                  f"{w['cpu_ms_per_item'].get(str(w['window']))}."]
     r, goal = d.get("ratio_ours_over_direct"), d.get("goal_ratio")
     if r is not None:
         lines += ["", f"Ratio ours / direct (throughput) = {r:.2f}; goal ≥ {goal}: "
@@ -428,6 +435,7 @@ def render() -> str:
         ".venv/bin/python bench/bench_embed.py; .venv/bin/python bench/bench_knn.py",
         "nice -n 10 .venv/bin/python bench/bench_serving.py; sudo bash scripts/bento_container.sh gatrec:latest",
         "nice -n 10 .venv/bin/python bench/bench_sweep.py --sections workers,quality",
+        ".venv/bin/python bench/bench_main_job.py; .venv/bin/python bench/bench_concurrency.py",
         ".venv/bin/python bench/report.py",
         "```",
         "",
@@ -453,6 +461,14 @@ def render() -> str:
             lines += serving(d)
         elif stem.startswith("container"):
             lines += container(d)
+        elif stem.startswith("main_job"):
+            from bench_main_job import report as main_job_report
+
+            lines += main_job_report(d)
+        elif stem.startswith("concurrency"):
+            from bench_concurrency import report as concurrency_report
+
+            lines += concurrency_report(d)
         else:
             lines += generic(stem, d)
     lines += design_notes()

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,15 @@ class PipelineConfig(BaseModel):
     format: str = "auto"
     split: str = "mmrec"
     seed: int = 0
-    synth_users: int = Field(2000, ge=10)
-    synth_items: int = Field(800, ge=10)
-    synth_interactions: int = Field(40000, ge=100)
+    # The first-run size: `make main` shows every step, real, in ≤ 3 minutes on 2 cores (BENCHMARKS.md);
+    # image embedding (~0.12 CPU-s per item) and the GAT's epochs are what it costs.
+    synth_users: int = Field(1000, ge=10)
+    synth_items: int = Field(400, ge=10)
+    synth_interactions: int = Field(20000, ge=100)
     image_weights: str = Field("none", description="open_clip weights for embed; 'none' = random (offline)")
     model: str = "gat"
     features: str = Field("fused", description="GAT item features: none, text, image, fused")
-    epochs: int = Field(300, ge=1)
+    epochs: int = Field(40, ge=1, description="at most; the synthetic default is well above popularity by then")
     model_name: str = "gatrec"
     policy: Path | None = None
     experiment: str = "gatrec"
@@ -161,6 +164,7 @@ class Pipeline:
         os.environ.pop("GATREC_NO_MLFLOW", None)
         self.client = mlflow.MlflowClient()
         self.code = code_version()
+        self.reused: set[str] = set()  # steps whose earlier output was reused in this run
 
     def _experiment_id(self) -> str:
         from gatrec.tracking.mlflow_log import get_or_create_experiment
@@ -198,6 +202,7 @@ class Pipeline:
         key = step.key(self.code)
         if cached := self._cached(step, key):
             log.info("step reused", step=step.name, run_id=cached, output=str(step.output))
+            self.reused.add(step.name)
             return cached
         child = self.client.create_run(self._experiment_id(), run_name=step.name, tags={
             "mlflow.parentRunId": parent_id, STEP_TAG: step.name, KEY_TAG: key, OUT_TAG: str(step.output),
@@ -227,13 +232,26 @@ class Pipeline:
             mlflow.log_params(self.cfg.model_dump(mode="json"))
             mlflow.set_tag("gatrec.code_version", self.code)
             results: dict[str, Any] = {}
+            timings: dict[str, float] = {}  # wall seconds per step (a reused step: the time to find it)
+            start = time.perf_counter()
+
+            def timed(name: str, fn: Any, *args: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return fn(*args)
+                finally:
+                    timings[name] = round(time.perf_counter() - t0, 2)
+
             steps = plan(self.cfg)
             for step in steps:
-                results[step.name] = self.run_step(step, active.info.run_id)
+                results[step.name] = timed(step.name, self.run_step, step, active.info.run_id)
             run_dir = steps[-1].params["run"]
-            results.update(self._register_and_promote(run_dir, register_run))
+            results.update(timed("register+promote", self._register_and_promote, run_dir, register_run))
             if bento := bento_step(self.cfg, results.get("champion")):
-                results["bento"] = self.run_step(bento, active.info.run_id)
+                results["bento"] = timed("bento", self.run_step, bento, active.info.run_id)
+            timings["total"] = round(time.perf_counter() - start, 2)
+            results.update(timings=timings, reused=sorted(self.reused))
+            mlflow.log_metrics({f"seconds_{k.replace('+', '_')}": v for k, v in timings.items()})
             mlflow.log_dict(results, "pipeline.json")
         return {"run_dir": str(run_dir), **results}
 
@@ -249,6 +267,7 @@ class Pipeline:
         if existing and "register" not in self.cfg.force:
             version = max(existing, key=lambda mv: int(mv.version))
             log.info("step reused", step="register", version=version.version)
+            self.reused.add("register")
         else:
             version = register_run(run_dir, name=name, client=self.client)
         outcome = promote(int(version.version), name=name, policy=load_policy(self.cfg.policy),

@@ -24,13 +24,15 @@ Examples:
 @click.option("--format", "fmt", default="auto", show_default=True, help="Input format, as for prepare.")
 @click.option("--split", default="mmrec", show_default=True, help="Split protocol, as for prepare.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--synth-users", type=click.IntRange(min=10), default=2000, show_default=True,
+@click.option("--synth-users", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Synthetic dataset size (without --input).")
-@click.option("--synth-items", type=click.IntRange(min=10), default=800, show_default=True)
-@click.option("--synth-interactions", type=click.IntRange(min=100), default=40000, show_default=True)
+@click.option("--synth-items", type=click.IntRange(min=10), default=400, show_default=True)
+@click.option("--synth-interactions", type=click.IntRange(min=100), default=20000, show_default=True)
 @click.option("--model", default="gat", show_default=True, help="Model to train (pop, mf, lightgcn, gat).")
 @click.option("--features", default="fused", show_default=True, help="GAT item features: none, text, image, fused.")
-@click.option("--epochs", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Most epochs to train (early stopping may end sooner); 40 suits the synthetic default, "
+                   "real data (--input) usually needs more (the train step's own default: 300).")
 @click.option("--image-weights", default="none", show_default=True,
               help="open_clip weights for embed: a file, a pretrained tag (online), or none (random, offline).")
 @click.option("--model-name", default="gatrec", show_default=True, help="Registered model name.")
@@ -64,6 +66,10 @@ def command(work: Path, input_: Path | None, fmt: str, split: str, seed: int, sy
                f"v{result['champion']} of '{model_name}'")
     for reason in result.get("reasons", []):
         click.echo(f"  - {reason}")
+    reused = set(result.get("reused", []))
+    click.echo("\nstep timings (wall seconds):")
+    for name, seconds in result.get("timings", {}).items():
+        click.echo(f"  {name:<17}{seconds:8.1f}{'  (reused)' if name in reused else ''}")
     click.echo("\nNext: `mlflow ui` (or `mlflow server`) in this folder shows the runs and the registry;\n"
                f"      load the champion with mlflow.pyfunc.load_model('models:/{model_name}@champion').")
     if result.get("bento"):
