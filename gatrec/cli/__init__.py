@@ -73,6 +73,9 @@ def cli(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from gatrec.tracking.connection import bound_http_requests
+
+    bound_http_requests()  # before any MLflow request: a dead server is reported in seconds
     try:
         cli.main(args=argv, prog_name="gatrec", standalone_mode=False)
     except GatrecError as exc:

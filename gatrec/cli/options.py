@@ -30,6 +30,14 @@ def mlflow_options(what: str = "log to MLflow") -> Callable:
     return apply
 
 
+def force_option(what: str) -> Callable:
+    """``--force``: write into --out although it is not ``what`` (see ``fsutil.guard_output``). A bare
+    ``--force`` means true; ``--force false`` is the MLproject form (entry-point parameter ``force``)."""
+    return click.option("--force", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+                        show_default=True, metavar="[BOOL]",
+                        help=f"Write into --out even if it is not {what} (refused otherwise, nothing touched).")
+
+
 tracking_uri_option = click.option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI", metavar="URI",
     help="MLflow tracking server or store (default: $MLFLOW_TRACKING_URI, else MLflow's default).")

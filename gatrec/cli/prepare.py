@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from gatrec.cli.locations import Location
-from gatrec.cli.options import mlflow_options
+from gatrec.cli.options import force_option, mlflow_options
 from gatrec.data.dataset import MANIFEST
 
 FORMAT_CHOICES = ("auto", "folder", "amazon-2014", "amazon-2018", "amazon-2023", "movielens")
@@ -27,10 +27,12 @@ SPLIT_CHOICES = ("mmrec", "user-temporal", "leave-one-out")
               help="Iterative k-core on users and items (0 disables).")
 @click.option("--min-rating", type=float, default=None, help="Keep only interactions with rating >= this.")
 @click.option("--category", default=None, help="Amazon category, when the folder holds several dumps.")
-@click.option("--out", required=True, type=Location(path_type=Path), help="Output folder (replaced on success).")
+@click.option("--out", required=True, type=Location(path_type=Path),
+              help="Output folder, replaced on success if it is a prepared dataset (else refused).")
+@force_option("a prepared dataset folder")
 @mlflow_options("record the step as an MLflow run")
 def command(input_path: Path, fmt: str, split_protocol: str, seed: int, kcore: int, min_rating: float | None,
-            category: str | None, out: Path, no_mlflow: bool, experiment: str | None) -> None:
+            category: str | None, out: Path, force: bool, no_mlflow: bool, experiment: str | None) -> None:
     """Ingest, clean (dedupe, rating threshold, k-core) and split interaction data.
 
     Writes train/valid/test/users/items parquet files and manifest.json to --out.
@@ -40,14 +42,20 @@ def command(input_path: Path, fmt: str, split_protocol: str, seed: int, kcore: i
       gatrec prepare --input ../shared/data/amazon-office-2014 --split mmrec --seed 0 --out data/office
       gatrec prepare --input dumps/ --format amazon-2014 --category Electronics --out data/elec
     """
-    from gatrec.data.prepare import prepare_dataset  # pandas/pyarrow load only when the command runs
+    from gatrec.data.prepare import (  # pandas/pyarrow load only when the command runs
+        OUTPUT_KIND,
+        prepare_dataset,
+    )
+    from gatrec.fsutil import guard_output
     from gatrec.tracking.steps import step_run
+
+    guard_output(out, OUTPUT_KIND, force=force)  # before an MLflow run is opened for nothing
 
     params = {"input": str(input_path), "format": fmt, "split": split_protocol, "seed": seed, "kcore": kcore,
               "min_rating": min_rating, "category": category, "out": str(out)}
     with step_run("prepare", enabled=not no_mlflow, experiment=experiment, params=params) as step:
         path = prepare_dataset(input_path, out, fmt=fmt, split=split_protocol, seed=seed, kcore=kcore,
-                               min_rating=min_rating, category=category)
+                               min_rating=min_rating, category=category, force=force)
         step.prepared(path)
     click.echo(summary(json.loads((path / MANIFEST).read_text())))
 

@@ -10,7 +10,7 @@ import yaml
 
 from gatrec import models
 from gatrec.cli.locations import Location
-from gatrec.cli.options import mlflow_options
+from gatrec.cli.options import force_option, mlflow_options
 from gatrec.train.config import TrainConfig
 
 
@@ -126,6 +126,7 @@ Running it again with the same --out and settings resumes from the last epoch's 
               help="Training loss for models that offer a choice (gat) [bpr]; 'bpr' is accepted by every model.")
 @click.option("--out", required=True, type=Location(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--overwrite", is_flag=True, help="Discard what --out holds and start over.")
+@force_option("a gatrec run folder")
 @mlflow_options()
 @click.option("--register", is_flag=True,
               help="After training, register the run as a new model version aliased 'candidate'.")
@@ -133,7 +134,7 @@ Running it again with the same --out and settings resumes from the last epoch's 
 def command(data: Path, model: str | None, config_file: Path | None, epochs: int | None, seed: int | None,
             lr: float | None, batch_size: int | None, patience: int | None, metric: str | None,
             device: str | None, threads: int | None, params: tuple[str, ...], features: str | None,
-            loss: str | None, out: Path, overwrite: bool,
+            loss: str | None, out: Path, overwrite: bool, force: bool,
             no_mlflow: bool, experiment: str | None, register: bool, model_name: str | None) -> None:
     """Train a recommender and write metrics.json, config.yaml, checkpoints/ and the model/ export to --out.
 
@@ -142,6 +143,7 @@ def command(data: Path, model: str | None, config_file: Path | None, epochs: int
     """
     from gatrec.data.dataset import Dataset
     from gatrec.evaluate.report import format_table
+    from gatrec.fsutil import guard_output, mark_output
     from gatrec.train.loop import check_run_folder, resolve_device, train
 
     if model is None and config_file is None:
@@ -157,7 +159,10 @@ def command(data: Path, model: str | None, config_file: Path | None, epochs: int
         config = TrainConfig.from_yaml(config_file, overrides)
     resolve_device(config.device)  # a device this machine lacks: said before --out is touched
     ds = Dataset.load(data)
+    guard_output(out, "run", force=force)
     check_run_folder(out, config, overwrite=overwrite)  # before an MLflow run is opened for nothing
+    out.mkdir(parents=True, exist_ok=True)
+    mark_output(out, "run")
     if no_mlflow:
         result = train(ds, config, out, overwrite=overwrite, threads=threads)
     else:

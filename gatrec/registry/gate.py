@@ -80,7 +80,8 @@ def evaluate(candidate: VersionFacts, champion: VersionFacts | None, policy: Pol
         if policy.require_same_data:
             if candidate.data_digest != champion.data_digest:
                 reasons.append(f"data digest {candidate.data_digest} differs from the champion's "
-                               f"{champion.data_digest}: metrics are not comparable")
+                               f"{champion.data_digest}: metrics are not comparable (a model of another "
+                               "dataset goes under its own registered name: --name)")
             if candidate.split_protocol != champion.split_protocol:
                 reasons.append(f"split protocol {candidate.split_protocol!r} differs from the "
                                f"champion's {champion.split_protocol!r}")

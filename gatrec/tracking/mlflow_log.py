@@ -20,6 +20,7 @@ from typing import Any
 from gatrec import log as glog
 from gatrec.errors import GatrecError
 from gatrec.tracking import metric_key
+from gatrec.tracking.connection import check_reachable
 from gatrec.tracking.context import code_tags, redact_uri, system_metrics_wanted
 
 log = glog.get(__name__)
@@ -120,6 +121,7 @@ class MlflowTracker:
     def __enter__(self) -> MlflowTracker:
         import mlflow
 
+        check_reachable()  # seconds, not MLflow's minutes of retries, when the server is down
         system = system_metrics_wanted()
         nested = mlflow.active_run() is not None  # called from code that has a run open: a child run
         if run_id := self._existing_run():
