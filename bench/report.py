@@ -175,7 +175,9 @@ def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, 
     for r in sorted(rows, key=lambda r: (_dataset_rank(r["dataset"]), r["variant"])):
         n = len(r["seeds"])
         first = runs.get(f"{r['dataset']}/{r['variant']}/{r['seeds'][0]}", {})
-        params = {**_GAT_ADDED_LATER, **first.get("config", {}).get("model_params", {})}
+        params = first.get("config", {}).get("model_params", {})
+        if first.get("model") == "gat":
+            params = {**_GAT_ADDED_LATER, **params}
         changed = ({k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
                    if first.get("model") == "gat" else params)
         ratio = _ratio_to(lgcn, r)
