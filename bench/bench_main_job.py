@@ -49,8 +49,9 @@ def _pipeline_record(uri: str) -> dict:
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name("gatrec")
-    run = client.search_runs([exp.experiment_id], "tags.`mlflow.project.entryPoint` = 'pipeline'", max_results=1,
+    # `mlflow run` puts the pipeline's own run in the default experiment, its steps in "gatrec"
+    exps = [e.experiment_id for e in client.search_experiments()]
+    run = client.search_runs(exps, "tags.`mlflow.project.entryPoint` = 'pipeline'", max_results=1,
                              order_by=["attributes.start_time DESC"])[0]
     return json.loads(Path(client.download_artifacts(run.info.run_id, "pipeline.json")).read_text())
 
