@@ -62,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     info = machine()
     tmp = Path(tempfile.mkdtemp(prefix="bench-main-"))
-    log = REPO / "bench/results/main_job.log"
+    log = Path(tempfile.gettempdir()) / "gatrec-bench-main_job.log"  # the job's output, kept for a look
     log.unlink(missing_ok=True)
     try:
         uri = f"sqlite:///{tmp / 'mlflow.db'}"
