@@ -13,8 +13,10 @@ two copies at once, 0.24x where a fair share is 0.5x). So:
 
 On a machine already busy with other work, one thread is faster still: OpenMP threads that wait for each
 other at every barrier lose more than they gain (amazon-beauty LightGCN epoch at load 8 on 2 cores: 65 s
-with 2 threads, 10 s with 1). So when the threads other work has runnable right now fill the CPUs
-available, a process takes one thread until they do not.
+with 2 threads, 10 s with 1). So when the 1-minute load average, less this process's own threads, exceeds
+the CPUs available by one or more, a process takes one thread until the load falls. (The margin absorbs the
+average's lag: an earlier step that just ended still counts for a while. The instantaneous runnable count
+of /proc/loadavg is no better: it reads 9-10 on an idle 2-core VM here.)
 """
 
 from __future__ import annotations
@@ -171,33 +173,14 @@ _share = _Share()
 
 def fair_share(cpus: int, peers: int, others_load: float = 0.0) -> int:
     """Threads for one of ``peers`` processes sharing ``cpus`` CPUs (each gets at least one); one when the
-    load of other work (``others_load``, runnable threads) already fills the CPUs."""
-    if others_load >= cpus:
+    load of other work (``others_load``, runnable threads) overfills the CPUs."""
+    if others_load >= cpus + 1:  # a margin: the 1-minute average lags behind work that just ended
         return 1
     return max(1, cpus // max(1, peers))
 
 
-def _runnable() -> int | None:
-    """Threads runnable on the machine right now (``/proc/loadavg``'s 4th field), the median of 5 looks
-    10 ms apart; None where unknown. Unlike the load averages it does not lag: work that just ended (an
-    earlier pipeline step, this process's own last computation) does not count."""
-    looks = []
-    for i in range(5):
-        try:
-            looks.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]))
-        except (OSError, IndexError, ValueError):
-            return None
-        if i < 4:
-            time.sleep(0.01)
-    return sorted(looks)[2]
-
-
 def _others_load(own_threads: int) -> float:
-    """Runnable threads of other work: the machine's now, less the one asking (its pool waits between
-    parallel regions); where that is unknown, the 1-minute load average less this process's threads."""
-    running = _runnable()
-    if running is not None:
-        return float(max(0, running - 1))
+    """The 1-minute load average less what this process's threads add to it (0 where unknown)."""
     try:
         return max(0.0, os.getloadavg()[0] - own_threads)
     except OSError:
