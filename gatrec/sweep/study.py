@@ -182,15 +182,28 @@ def _stop_when_done(n_trials: int) -> Callable[[optuna.Study, FrozenTrial], None
 
 def run_worker(settings: SweepSettings, worker: int = 0) -> None:
     """One worker: join the study and run trials until ``n_trials`` are accounted for or time is up."""
+    if worker:  # a spawned process: it starts with no logging set up
+        glog.setup()
+        os.environ.pop("MLFLOW_RUN_ID", None)  # the sweep's run belongs to the first process
+    # Trial runs read the experiment from the environment; restored afterwards, since worker 0 may run
+    # inside a caller's process (tests, a notebook) whose later MLflow calls must not inherit it.
+    previous = os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if settings.mlflow and settings.experiment:
+        os.environ["MLFLOW_EXPERIMENT_NAME"] = settings.experiment
+    try:
+        _run_trials(settings, worker)
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
+        else:
+            os.environ["MLFLOW_EXPERIMENT_NAME"] = previous
+
+
+def _run_trials(settings: SweepSettings, worker: int) -> None:
     from gatrec.data.dataset import Dataset
     from gatrec.sweep.objective import Objective
     from gatrec.sweep.spec import load_space
 
-    if worker:  # a spawned process: it starts with no logging set up
-        glog.setup()
-        os.environ.pop("MLFLOW_RUN_ID", None)  # the sweep's run belongs to the first process
-    if settings.mlflow and settings.experiment:
-        os.environ["MLFLOW_EXPERIMENT_NAME"] = settings.experiment
     space = load_space(settings.model, settings.space)
     ds = Dataset.load(settings.data)
     study = open_study(settings, worker=worker)
