@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,7 @@ def test_train_cli_logs_params_epochs_and_results_to_mlflow(clustered_data: Path
     assert len(client.search_runs([outer.info.experiment_id])) == 2
 
 
-def _gatrec(*args: str) -> "subprocess.CompletedProcess[str]":
-    import subprocess
+def _gatrec(*args: str) -> subprocess.CompletedProcess[str]:
     import sys
 
     return subprocess.run([sys.executable, "-m", "gatrec", *args], capture_output=True, text=True, timeout=300)
