@@ -89,11 +89,17 @@ def main() -> None:
                 "concurrent_speed_over_solo_worst": round(solo / worst, 3),
                 "concurrent_speed_over_solo_median": round(solo / statistics.median(conc), 3),
                 "runs": runs}
+        # The conservative reference: the fastest solo run of either mode (a solo run in `shared` mode can
+        # take one thread while the lagging load average still counts the previous step).
+        fastest_solo = min(x["s_per_epoch"] for runs in raw.values() for x in runs["solo"])
+        vs_fastest = fastest_solo / max(result_modes["shared"]["concurrent_s_per_epoch"])
         result = {
             "benchmark": "two concurrent trainings vs one alone (synthetic GAT, features none)",
             "epochs": args.epochs, "rounds": args.rounds, "cpus_available": cpus, "goal_speed_ratio": 0.4,
             "modes": result_modes,
-            "goal_met": result_modes["shared"]["concurrent_speed_over_solo_worst"] >= 0.4,
+            "fastest_solo_s_per_epoch": round(fastest_solo, 3),
+            "shared_concurrent_speed_over_fastest_solo_worst": round(vs_fastest, 3),
+            "goal_met": min(result_modes["shared"]["concurrent_speed_over_solo_worst"], vs_fastest) >= 0.4,
             "machine": info | {"loadavg_1m_at_end": os.getloadavg()[0]},
         }
     finally:
@@ -132,9 +138,10 @@ def report(d: dict) -> list[str]:
         lines.append(f"| {mode.replace('_', ' ')} | {m['solo_s_per_epoch']:.2f} | "
                      f"{', '.join(f'{x:.2f}' for x in m['concurrent_s_per_epoch'])} | {ratio:.2f} | "
                      f"{'**yes**' if ratio >= d['goal_speed_ratio'] else '**no**'} |")
-    best_solo = min(m["solo_s_per_epoch"] for m in d["modes"].values())
-    slowest = max(max(m["concurrent_s_per_epoch"]) for m in d["modes"].values() if m is d["modes"]["shared"])
-    lines += ["", f"Against the faster of the two solo runs ({best_solo:.2f} s/epoch), a shared concurrent training "
-              f"runs at {best_solo / slowest:.2f}×. A solo run in `shared` mode takes one thread while the 1-minute "
+    best_solo = d.get("fastest_solo_s_per_epoch") or min(m["solo_s_per_epoch"] for m in d["modes"].values())
+    slowest = max(d["modes"]["shared"]["concurrent_s_per_epoch"])
+    lines += ["", f"Against the fastest single solo run of either mode ({best_solo:.2f} s/epoch), the slower shared "
+              f"concurrent training runs at {best_solo / slowest:.2f}× (goal met: "
+              f"{'**yes**' if d['goal_met'] else '**no**'}). A solo run in `shared` mode takes one thread while the 1-minute "
               "load average (which lags) still shows earlier work, so its solo time can be the 1-thread one."]
     return [*lines, ""]
