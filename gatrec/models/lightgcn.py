@@ -5,8 +5,7 @@ user-item graph (alpha = 1/(L+1)), and the BPR regulariser acts on the layer-0 (
 initialisation differs from PyG's: N(0, init_std) as in the paper's code (see ``LightGCNConfig``).
 
 Propagation multiplies by the cached sparse CSR matrix (``TrainGraph.propagate``) instead of running
-``LGConv`` on ``edge_index``: the same result, an order of magnitude faster on CPU (BENCHMARKS.md, Design
-notes).
+``LGConv`` on ``edge_index``: the same result, much faster on CPU (BENCHMARKS.md, Design notes).
 
 A training step computes the loss from the batch's rows only (``propagate_rows``): the last layer from those
 rows' edges, each layer's input gathered there with its product (``TrainGraph.propagate_gather``). The loss

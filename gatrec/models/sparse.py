@@ -1,17 +1,16 @@
 """Sparse graph products for the graph models: CSR matmuls with hand-written backwards.
 
 Hand-written because torch's own backward for a sparse CSR matmul transposes the matrix on every call, and
-PyG's ``propagate`` materialises one E × d message per edge (both measured in ``lightgcn.py`` and
-``sparse_attention.py``). Every graph here has symmetric structure, so a transpose is a re-indexing, never a
-sort.
+PyG's ``propagate`` materialises one E × d message per edge. Every graph here has symmetric structure, so a
+transpose is a re-indexing, never a sort.
 
 A training step scores only the batch's users and items, so ``RowBlock`` restricts a product to some output
-rows (amazon-beauty, batch 8192: 15k of 34k rows, 62 % of the edges), forward and backward, with exactly the
-full product's values and gradients at those rows. What the CPU profile of a step taught (amazon-beauty,
-d=128, 1 thread): CSR indices are int32 (with int64 torch converts them on every product: 21 against 15
-ms), gathers use ``index_select`` (6× faster than ``t[idx]``), and a layer's input is gathered at the batch
-rows by the product itself, which adds that gradient in place (a separate gather's backward writes a
-zeroed nodes × d tensor, and autograd one more sum).
+rows (a batch touches well under all of them), forward and backward, with exactly the full product's values
+and gradients at those rows. From the CPU profile of a step: CSR indices are int32 (with int64 torch
+converts them on every product), gathers use ``index_select`` (faster than ``t[idx]``), and a layer's input
+is gathered at the batch rows by the product itself, which adds that gradient in place (a separate gather's
+backward writes a zeroed nodes × d tensor, and autograd one more sum). The figures are in BENCHMARKS.md,
+Design notes.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ import torch
 
 
 def index_dtype(n_edges: int) -> torch.dtype:
-    """The index type for CSR matrices: int32 where it fits, which MKL takes as is. With int64 indices torch
-    converts them on every product (a d=128 product on amazon-beauty: 21 ms against 15 ms)."""
+    """The index type for CSR matrices: int32 where it fits, which MKL takes as is (with int64 indices torch
+    converts them on every product)."""
     return torch.int32 if n_edges < 2**31 - 1 else torch.int64
 
 
@@ -117,8 +116,8 @@ class RowBlock:
 
     @classmethod
     def of(cls, g: EdgeCSR, rows: torch.Tensor, weights: torch.Tensor | None = None) -> RowBlock:
-        # scipy's compiled row slicing and transpose: ~1 ms on amazon-beauty (a batch's 15k rows, 184k edges)
-        # against 5-9 ms for the same by torch gathers, masks and cumsums on CPU.
+        # scipy's compiled row slicing and transpose: several times faster than the same by torch gathers,
+        # masks and cumsums on CPU.
         block = g.structure[rows.cpu().numpy()]
         t = block.T.tocsr()  # values: the position in g of the edge (rows[j], i) at (i, j)
 
@@ -156,7 +155,7 @@ def _scaled(weights: torch.Tensor | None, left: torch.Tensor | None, row: torch.
     values = weights
     for scale, at in ((left, row), (right, col)):
         if scale is not None:
-            picked = scale.index_select(0, at)  # (6x faster than scale[at] on CPU)
+            picked = scale.index_select(0, at)  # (faster than scale[at] on CPU)
             values = picked if values is None else values * picked
     return like.new_ones(row.numel()) if values is None else values
 
@@ -168,8 +167,7 @@ def dense(grad: torch.Tensor) -> torch.Tensor:
 
 def rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``<a_i, b_i>`` for every row, by a batched matmul: it reads each operand once and uses every thread,
-    where ``torch.linalg.vecdot`` writes and re-reads an n × d product (34k × 128, cold cache: 2.6 against
-    3.1 ms at 1 thread, 1.3 against 2.2 ms at 2)."""
+    where ``torch.linalg.vecdot`` writes and re-reads an n × d product."""
     return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
@@ -178,7 +176,7 @@ class _BlockSpmm(torch.autograd.Function):
 
     One sparse matmul each way, with the scalings folded into the E edge values (a_r b_c), and the gradients
     of ``a`` and ``b`` read off the two products (``a_r <g_r, out_r / a_r>``): no n × d scaling passes,
-    which cost as much as the matmul itself on amazon-beauty. Needs ``a, b > 0`` where they need gradients.
+    which cost about as much as the matmul itself. Needs ``a, b > 0`` where they need gradients.
     ``x[gather]`` comes with it because its gradient is then added into ``x``'s in place: as a separate
     gather, its backward writes a zeroed (n, d) tensor and autograd one more (n, d) sum.
     """

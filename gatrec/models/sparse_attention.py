@@ -1,16 +1,16 @@
 """Fast aggregation for PyG attention layers: the layer's own attention, summed by a sparse CSR matmul.
 
 Hand-written because PyG's ``propagate`` is the bottleneck on CPU without its compiled extensions: it
-materialises one message per edge (``alpha * x_j``, an E × d tensor) and scatters it, forward and backward.
-On amazon-beauty (295k edges, d=128, 1 thread) one GATConv forward+backward took ~550 ms, of which the E × d
-multiply/gather/scatter was ~90 %. Here the attention coefficients still come from the layer's own
-``edge_updater`` (PyG's code: logits, LeakyReLU, softmax over each node's neighbours, dropout), and only the
-weighted sum over neighbours becomes ``csr(alpha) @ x``. Its backward is one more matmul with the transposed
-matrix and ``torch.sparse.sampled_addmm`` for the gradient of ``alpha`` (an SDDMM that never builds E × d).
+materialises one message per edge (``alpha * x_j``, an E × d tensor) and scatters it, forward and backward,
+and that multiply/gather/scatter is most of a GATConv step. Here the attention coefficients still come from
+the layer's own ``edge_updater`` (PyG's code: logits, LeakyReLU, softmax over each node's neighbours,
+dropout), and only the weighted sum over neighbours becomes ``csr(alpha) @ x``. Its backward is one more
+matmul with the transposed matrix and ``torch.sparse.sampled_addmm`` for the gradient of ``alpha`` (an SDDMM
+that never builds E × d).
 With a linear logit (``negative_slope=1``, gatrec's default) and no edge features, GATConv's attention is
 exactly a weight per neighbour, and ``_node_attention`` needs no per-edge work at all: two matmuls with the
-0/1 matrix, the weights folded in as row and column scalings (a GAT epoch on amazon-beauty at 1 thread
-takes about two thirds of the time it takes by the per-edge softmax, in the same run; BENCHMARKS.md).
+0/1 matrix, the weights folded in as row and column scalings (a GAT epoch is faster that way than by the
+per-edge softmax). The figures are in BENCHMARKS.md (Training speed; Design notes).
 ``tests/models/test_sparse_attention.py`` checks outputs and gradients against the layer's ``forward``.
 """
 
@@ -55,7 +55,7 @@ def attend_and_gather(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR
     heads of ``A_h @ x`` is ``(mean_h A_h) @ x``: one matmul whatever the number of heads.
 
     With ``degree`` (n, 1) it returns ``D^1/2 conv(D^-1/2 x)`` (D = diag(degree)), the scaling folded into
-    the E edge values instead of two n × d products (forward and backward: ~20 % of a step on beauty).
+    the E edge values instead of two n × d products, forward and backward.
     ``detach_scores``: the logits see ``x`` without passing gradients to it (only the attention vectors learn
     from them); the output is the same. ``rows`` (sorted distinct node ids): the output at those rows only,
     (len(rows), d), which the node-attention path computes from those rows' edges alone. Also returns
@@ -100,8 +100,7 @@ def _row_chunks(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class _Logits(torch.autograd.Function):
     """``x @ att.T`` for a tall ``x`` (n × d) and a few vectors ``att`` (heads × d), as a batched product over
     row chunks, and so its gradient for ``att``: torch's matrix-vector product at this shape is slow and runs
-    on one thread (34k × 128: 2.8 against 1.3 ms at 1 thread, 2.6 against 0.75 ms at 2; the gradient 2.3
-    against 1.2 ms at 2 threads)."""
+    on one thread."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -142,9 +141,8 @@ def _node_attention(conv: GATConv, x: torch.Tensor, seen: torch.Tensor, graph: E
     i's neighbours and cancels in the softmax, so ``alpha_ij = w_j / sum_{k in N(i)} w_k`` with
     ``w = exp(x @ a_src)``: GAT's static attention (Brody et al., ICLR 2022: GATConv ranks neighbours the same
     for every query anyway), exactly. Then ``A @ x = (Adj @ (w * x)) / (Adj @ w)`` with Adj the 0/1 matrix,
-    whose backward is one more matmul: no per-edge softmax and no SDDMM for the gradient of alpha (on
-    amazon-beauty, d=128, 1 thread, these were ~57 of the ~83 ms of a layer). ``seen``: the ``x`` the logits
-    read (detached or not).
+    whose backward is one more matmul: no per-edge softmax and no SDDMM for the gradient of alpha (most of
+    a layer's time otherwise). ``seen``: the ``x`` the logits read (detached or not).
     """
     scores = logits(seen, conv.att_src[0])  # (n, heads)
     if inv_sqrt is not None:  # D^1/2 A D^-1/2 x: the logits too are those of D^-1/2 x, as the layer sees it

@@ -2,11 +2,11 @@
 
 Every training step of the graph models allocates a handful of (nodes × dim) tensors per layer. glibc serves
 blocks of that size with fresh ``mmap`` pages and returns them to the kernel on ``free`` (or trims them
-off the heap top), so each step page-faults and kernel-zeroes every one of them again. On amazon-beauty
-(34k nodes × 128 floats, 17 MiB; 1 thread) one CSR matmul took 39 ms that way and 17 ms with the two
-``mallopt`` settings below. PyTorch's CPU tuning guide gets the same effect by preloading jemalloc or
-tcmalloc; ``mallopt`` does it from inside the process, with nothing to install. The cost: up to
-``trim_threshold`` of freed memory stays with the process until it exits.
+off the heap top), so each step page-faults and kernel-zeroes every one of them again, which can cost more
+than the product itself (BENCHMARKS.md, Design notes); the two ``mallopt`` settings below keep them.
+PyTorch's CPU tuning guide gets the same effect by preloading jemalloc or tcmalloc; ``mallopt`` does it
+from inside the process, with nothing to install. The cost: up to ``trim_threshold`` of freed memory stays
+with the process until it exits.
 """
 
 from __future__ import annotations

@@ -58,8 +58,8 @@ def _seed_everything(seed: int) -> None:
 
 
 def adam(params: Any, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam as training uses it: torch's fused kernel (the same update in one pass over the parameters, about
-    three times faster on CPU: BENCHMARKS.md, Design notes); the default where the device has no fused kernel."""
+    """Adam as training uses it: torch's fused kernel (the same update in one pass over the parameters, faster
+    on CPU: BENCHMARKS.md, Design notes); the default where the device has no fused kernel."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
