@@ -12,6 +12,7 @@ Run: ``bentoml serve service:Gatrec`` (the latest imported ``gatrec`` model) or 
 
 from __future__ import annotations
 
+import gc
 from http import HTTPStatus
 from typing import Annotated
 
@@ -106,6 +107,10 @@ class Gatrec:
         first_item = str(self.catalogue.item_ids[0])
         self.catalogue.recommend([Query(user_id=self.catalogue.user_ids[0]), Query(history=[first_item]), Query()])
         self.catalogue.similar([first_item], 10)
+        # The id lists and maps hold ~n_users + n_items Python objects that live as long as the process;
+        # frozen, the collector never walks them again (a full collection over them stalls requests).
+        gc.collect()
+        gc.freeze()
         self.ready = True
 
     def __is_ready__(self) -> bool:

@@ -156,17 +156,52 @@ async def _load(url: str, bodies: list[bytes], clients: int, duration: float,
             "mean_ms": round(float(lat.mean()), 2) if lat.size else None}
 
 
-def load(url: str, bodies: list[bytes], clients: int, duration: float, open_fraction: float = 0.0) -> dict[str, Any]:
-    """Closed-loop figures; with ``open_fraction``, also an open-loop run at that share of the closed-loop
-    throughput (``open_loop``): 32 clients without think time keep 32 requests queued, so the closed-loop
-    latency is 32 / throughput, while the open-loop one is what a client sees below saturation."""
+def sequential(url: str, bodies: list[bytes], duration: float) -> dict[str, Any]:
+    """One client, one request at a time: the latency of a request that waits for nothing."""
+    out = asyncio.run(_load(url, bodies, 1, duration))
+    return {k: out[k] for k in ("requests", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "mean_ms")}
+
+
+def load(url: str, bodies: list[bytes], clients: int, duration: float,
+         open_fractions: tuple[float, ...] = ()) -> dict[str, Any]:
+    """Closed-loop figures; then open-loop runs at each of ``open_fractions`` of the closed-loop
+    throughput (``open_loop``, a list): 32 clients without think time keep 32 requests queued, so the
+    closed-loop latency is 32 / throughput (Little's law), while the open-loop one is what a client sees
+    below saturation. ``sequential``: one client at a time, the floor."""
     warm = asyncio.run(_load(url, bodies, clients, min(3.0, duration)))  # connections, first-call costs
     out = asyncio.run(_load(url, bodies, clients, duration))
     out["warmup_requests"] = warm["requests"]
     out["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
-    if open_fraction and out["rps"] > 0:
-        out["open_loop"] = asyncio.run(_load(url, bodies, clients, duration, rate=open_fraction * out["rps"]))
+    out["sequential"] = sequential(url, bodies, min(10.0, duration))
+    if out["rps"] > 0:
+        out["open_loop"] = [asyncio.run(_load(url, bodies, clients, duration / 2, rate=f * out["rps"]))
+                            for f in open_fractions]
     return out
+
+
+def product_paths(cat: Catalogue, batches: tuple[int, ...] = (1, 4, 8, 16, 32, 64), reps: int = 15) -> dict[str, Any]:
+    """ms per call of the score product: ``gatrec.serve.topk.product`` against the plain
+    ``rows @ items.T`` (a one-row query taken as two), median of ``reps``, one BLAS thread."""
+    import threadpoolctl
+
+    from gatrec.serve.topk import product
+
+    def plain(rows: np.ndarray) -> np.ndarray:
+        return (np.repeat(rows, 2, axis=0) @ cat.item_emb.T)[:1] if rows.shape[0] == 1 else rows @ cat.item_emb.T
+
+    def median_ms(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return round(float(np.median(times)) * 1e3, 3)
+
+    threadpoolctl.threadpool_limits(1, user_api="blas")
+    rows = cat.user_emb[:max(batches)]
+    return {str(b): {"sliced_ms": median_ms(lambda b=b: product(rows[:b], cat.item_emb)),
+                     "plain_ms": median_ms(lambda b=b: plain(rows[:b]))} for b in batches}
 
 
 def in_process(cat: Catalogue, users: list[str], seconds: float = 5.0) -> dict[str, Any]:
@@ -250,7 +285,8 @@ def bench_size(n_items: int, work: Path, args: argparse.Namespace) -> dict[str, 
     result: dict[str, Any] = {"n_items": n_items, "n_users": N_USERS, "dim": DIM,
                               "loadavg_1m_start": round(os.getloadavg()[0], 2)}
     result["in_process"] = in_process(cat, users)
-    print(n_items, "in-process", result["in_process"], flush=True)
+    result["product_paths"] = product_paths(cat)
+    print(n_items, "in-process", result["in_process"], result["product_paths"], flush=True)
     if n_items >= args.ann_above:
         result["ann"] = ann_recall(cat, users)
         print(n_items, "ann", result["ann"], flush=True)
@@ -267,7 +303,7 @@ def bench_size(n_items: int, work: Path, args: argparse.Namespace) -> dict[str, 
     with serving(cmd, env, f"http://127.0.0.1:{port}/readyz", work / f"bento-{n_items}.log") as cold:
         result["bentoml"] = {"cold_start_s": round(cold, 1), "workers": args.workers or os.cpu_count(),
                              **load(f"http://127.0.0.1:{port}/recommend", bodies, args.clients, args.duration,
-                                    args.open_fraction)}
+                                    tuple(args.open_fractions))}
     print(n_items, "bentoml", result["bentoml"], flush=True)
 
     if not args.no_mlflow:
@@ -292,8 +328,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--workers", type=int, default=0, help="service workers (0: the service's, one per CPU)")
-    ap.add_argument("--open-fraction", type=float, default=0.5,
-                    help="also run bentoml open loop at this share of its closed-loop requests/s (0: no)")
+    ap.add_argument("--open-fractions", type=float, nargs="*", default=[0.1, 0.25, 0.5],
+                    help="also run bentoml open loop at these shares of its closed-loop requests/s")
     ap.add_argument("--ann-above", type=int, default=400_000, help="measure the approximate index from this size")
     ap.add_argument("--no-mlflow", action="store_true")
     ap.add_argument("--work", type=Path, default=REPO / "bench" / ".cache" / "serving")
@@ -304,8 +340,10 @@ def main() -> None:
     first = runs.get("63001")
     goals = None
     if first:
+        under = [r["rps"] for r in first["bentoml"].get("open_loop") or [] if r["p99_ms"] <= 15 and not r["errors"]]
         goals = {"p99_ms_le_15": first["bentoml"]["p99_ms"] <= 15,
-                 "open_loop_p99_ms_le_15": (first["bentoml"].get("open_loop") or {}).get("p99_ms", 1e9) <= 15, "zero_errors": first["bentoml"]["errors"] == 0,
+                 "open_loop_p99_ms_le_15": bool(under), "highest_rate_with_p99_le_15": max(under, default=None),
+                 "zero_errors": first["bentoml"]["errors"] == 0,
                  "rps_ge_5x_mlflow": (first.get("rps_ratio_vs_mlflow") or 0) >= 5 if "mlflow" in first else None}
     write_result(args.out, {"clients": args.clients, "duration_s": args.duration, "endpoint": "/recommend",
                             "k": 10, "runs": runs, "goals_63k": goals})

@@ -351,13 +351,22 @@ def serving(d: dict[str, Any]) -> list[str]:
                   "| server | requests/s | p50 ms | p95 ms | p99 ms | errors | cold start s |", "|---|---|---|---|---|---|---|",
                   _serving_row(f"bentoml serve (workers {r.get('bentoml', {}).get('workers', 1)})", r.get("bentoml")),
                   _serving_row("mlflow models serve", r.get("mlflow"))]
-        if ol := (r.get("bentoml") or {}).get("open_loop"):
-            lines.insert(len(lines) - 1, _serving_row(f"bentoml serve, {ol['mode']}", ol))
+        bento = r.get("bentoml") or {}
+        opens = bento.get("open_loop") or []
+        extra = [_serving_row(f"bentoml serve, {ol['mode']}", ol)
+                 for ol in sorted(opens if isinstance(opens, list) else [opens], key=lambda o: o["rps"])]
+        if seq := bento.get("sequential"):
+            extra.insert(0, _serving_row("bentoml serve, one client at a time", seq))
+        lines[-1:-1] = extra
         ip = r.get("in_process", {})
         if ip:
             lines += ["", "In-process ceiling (the scorer called directly): "
                       + ", ".join(f"{k.replace('_', ' ')}: {v['qps']:.0f} queries/s ({v['ms_per_call']:.2f} ms per call)"
                                   for k, v in ip.items()) + "."]
+        if pp := r.get("product_paths"):
+            lines += ["", "Score product, ms per call (median, 1 BLAS thread), `topk.product` (fixed-shape sliced "
+                      "calls) / plain `rows @ items.T`: "
+                      + ", ".join(f"{b} queries {v['sliced_ms']:.2f} / {v['plain_ms']:.2f}" for b, v in pp.items()) + "."]
         if r.get("rps_ratio_vs_mlflow") is not None:
             lines += ["", f"requests/s ratio bentoml / mlflow = {r['rps_ratio_vs_mlflow']:.1f}."]
         if a := r.get("ann"):
@@ -369,9 +378,22 @@ def serving(d: dict[str, Any]) -> list[str]:
                           f"({a['queries']} queries in one batch)."]
         lines.append("")
     if g := d.get("goals_63k"):
-        lines += [f"Goals at 63k items: p99 ≤ 15 ms: {_met(g.get('p99_ms_le_15'))} closed loop, "
-                  f"{_met(g.get('open_loop_p99_ms_le_15'))} open loop at half the closed-loop rate; 0 errors: "
-                  f"{_met(g.get('zero_errors'))}; ≥ 5× mlflow's requests/s: {_met(g.get('rps_ge_5x_mlflow'))}.", ""]
+        rate = g.get("highest_rate_with_p99_le_15")
+        lines += [f"Goals at 63k items: p99 ≤ 15 ms: {_met(g.get('p99_ms_le_15'))} closed loop (32 clients without "
+                  "think time: latency ≈ 32 / throughput), "
+                  f"{_met(g.get('open_loop_p99_ms_le_15'))} open loop"
+                  + (f" (up to {rate:.0f} requests/s of the rates tried)" if rate else " at any rate tried") + "; 0 errors: "
+                  f"{_met(g.get('zero_errors'))}; ≥ 5× mlflow's requests/s: {_met(g.get('rps_ge_5x_mlflow'))}.", "",
+                  "Where the time goes (py-spy on a worker under the closed-loop load): about a third in the score "
+                  "product, the rest in HTTP parsing, BentoML's middleware (tracing, metrics, timeouts) and JSON; "
+                  "the client takes part of the same 2 cores. The levers used: uvicorn on uvloop + httptools "
+                  "(uvicorn otherwise parses HTTP in pure Python with h11; the mlflow peer gains from them too), "
+                  "the product in fixed-shape slices (table above: faster up to 16 queries per product, the batch "
+                  "sizes two workers see under 32 clients), the long-lived id maps frozen out of the garbage "
+                  "collector's scans. With 32 clients and no think time, latency is 32 / throughput, so a closed-"
+                  "loop p99 of 15 ms would take over 2,000 requests/s from 2 shared cores; the open-loop and "
+                  "one-client rows are what a caller sees below saturation, and their tail follows the machine's "
+                  "noise (p99 at 49–122 requests/s ranged 11–64 ms across this session's runs).", ""]
     return lines
 
 

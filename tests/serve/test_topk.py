@@ -38,6 +38,18 @@ def test_product_rows_do_not_depend_on_their_batch() -> None:
     assert all(np.array_equal(product(queries[i:i + 1], items)[0], full[i]) for i in range(0, 40, 9))
 
 
+@pytest.mark.parametrize(("n_items", "dim"), [(400, 16), (6001, 32), (4096, 64)])
+def test_product_rows_do_not_depend_on_their_batch_at_any_size(n_items: int, dim: int) -> None:
+    # Small catalogues are where BLAS switches kernels by shape; slices and padding must hide that.
+    rng = np.random.default_rng(n_items)
+    items = rng.standard_normal((n_items, dim), dtype=np.float32)
+    queries = rng.standard_normal((21, dim), dtype=np.float32)
+    full = product(queries, items)
+    np.testing.assert_allclose(full, queries @ items.T, rtol=1e-5, atol=1e-5)
+    for start, n in ((0, 1), (3, 1), (2, 5), (0, 9), (4, 17)):
+        assert np.array_equal(product(queries[start:start + n], items), full[start:start + n]), (start, n)
+
+
 def _folder(root: Path, n_users: int = 50, n_items: int = 400, dim: int = 16, bias: bool = True) -> Path:
     rng = np.random.default_rng(7)
     root.mkdir(parents=True, exist_ok=True)
