@@ -53,8 +53,9 @@ def record_files(folder: str | Path) -> dict[str, dict]:
     return files
 
 
-def verify_files(path: str | Path, manifest: dict) -> None:
-    """Raise DataError naming the first parquet file that is missing or differs from the manifest."""
+def verify_files(path: str | Path, manifest: dict, names: tuple[str, ...] | None = None) -> None:
+    """Raise DataError naming the first parquet file (of ``names``, default all) that is missing or differs
+    from the manifest."""
     path = Path(path)
     expected = manifest.get("files")
     if not expected:
@@ -62,6 +63,8 @@ def verify_files(path: str | Path, manifest: dict) -> None:
             log.warning("prepared data not verified: manifest.json has no file digests; rerun `gatrec prepare`",
                         data=str(path))
         return
+    if names is not None:
+        expected = {name: entry for name, entry in expected.items() if name in names}
     try:
         seen = json.loads((path / VERIFIED).read_text())
     except (OSError, ValueError):
@@ -84,6 +87,35 @@ def verify_files(path: str | Path, manifest: dict) -> None:
             write_json(path / VERIFIED, seen)
         except OSError:
             pass  # a read-only folder is verified by hash each time
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The prepared folder's manifest.json; a missing or unparsable one stops with a DataError."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise DataError("not a prepared dataset (no manifest.json); run `gatrec prepare` first", file=path)
+    try:
+        return json.loads(mpath.read_text())
+    except ValueError as exc:
+        raise DataError(f"not valid JSON ({exc})", file=mpath) from None
+
+
+def items_file_digest(path: str | Path, manifest: dict | None = None) -> str | None:
+    """sha256 of the folder's items.parquet as it is now (None if there is none): the manifest's record when
+    the file's size and mtime are those last verified, else the file hashed."""
+    f = Path(path) / "items.parquet"
+    if not f.is_file():
+        return None
+    recorded = ((manifest or {}).get("files") or {}).get("items.parquet", {}).get("sha256")
+    if recorded:
+        try:
+            seen = json.loads((Path(path) / VERIFIED).read_text()).get("items.parquet")
+        except (OSError, ValueError, AttributeError):
+            seen = None
+        if seen == _stat(f):
+            return str(recorded)
+    return file_digest(f)
 
 
 def read_table(f: Path) -> pd.DataFrame:
@@ -109,13 +141,7 @@ class Dataset:
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
         path = Path(path)
-        mpath = path / MANIFEST
-        if not mpath.is_file():
-            raise DataError("not a prepared dataset (no manifest.json); run `gatrec prepare` first", file=path)
-        try:
-            manifest = json.loads(mpath.read_text())
-        except ValueError as exc:
-            raise DataError(f"not valid JSON ({exc})", file=mpath) from None
+        manifest = read_manifest(path)
         verify_files(path, manifest)
         frames = {}
         for name in TABLES:
@@ -124,6 +150,30 @@ class Dataset:
                 raise DataError("missing from the prepared dataset", file=f)
             frames[name] = read_table(f)
         return cls(path=path, manifest=manifest, **frames)
+
+    @staticmethod
+    def load_items(path: str | Path) -> tuple[pd.DataFrame, dict]:
+        """(items table sorted by ``item``, manifest) of a prepared folder, reading nothing else: what
+        ``gatrec embed`` needs, so a folder with items.parquet and manifest.json alone will do. The file is
+        verified against the manifest (where it records it) and its ``item`` column against ``n_items``."""
+        path = Path(path)
+        manifest = read_manifest(path)
+        f = path / "items.parquet"
+        if not f.is_file():
+            raise DataError("missing from the prepared dataset", file=f)
+        verify_files(path, manifest, names=("items.parquet",))
+        items = read_table(f)
+        if "item" not in items.columns:
+            raise DataError("column missing", file=f, field="item")
+        n, got = int(manifest["n_items"]), items["item"].to_numpy()
+        bad = (got < 0) | (got >= n) | items["item"].duplicated().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"row {row}: item {got[row]} is outside 0..{n - 1} (n_items in manifest.json) or "
+                            "repeated", file=f, line=row, field="item")
+        if len(got) != n:
+            raise DataError(f"{len(got)} rows but manifest.json says n_items={n}", file=f, field="item")
+        return items.sort_values("item", kind="stable").reset_index(drop=True), manifest
 
     @property
     def n_users(self) -> int:
@@ -137,6 +187,13 @@ class Dataset:
     def digest(self) -> str:
         """Content digest of the prepared data (interactions + split), stable across machines."""
         return str(self.manifest["digest"])
+
+    @property
+    def items_digest(self) -> str:
+        """sha256 of items.parquet (what the feature folder records as ``items_digest``); the files were
+        verified against the manifest when loaded, so its record is used where it has one."""
+        recorded = (self.manifest.get("files") or {}).get("items.parquet", {}).get("sha256")
+        return str(recorded) if recorded else items_file_digest(self.path) or ""
 
     @property
     def split_protocol(self) -> str:

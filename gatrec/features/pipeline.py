@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatrec import log as glog
 from gatrec import threads
-from gatrec.errors import DataError, GatrecError
+from gatrec.data.dataset import Dataset, items_file_digest
+from gatrec.errors import GatrecError
 from gatrec.features import store
 from gatrec.features.cache import default_cache_root
 from gatrec.features.fuse import fill_missing, fuse
 from gatrec.features.image import ImageConfig
 from gatrec.features.modalities import embed_image, embed_text
 from gatrec.features.text import TextConfig
-from gatrec.fsutil import file_digest, write_json
+from gatrec.fsutil import write_json
 from gatrec.graph.knn import KnnConfig, choose_backend, knn_graph
 
 log = glog.get(__name__)
@@ -48,28 +47,6 @@ class EmbedConfig(BaseModel):
     @classmethod
     def _unique(cls, v: list[Modality]) -> list[Modality]:
         return list(dict.fromkeys(v))
-
-
-def _load_items(data: Path) -> tuple[pd.DataFrame, dict]:
-    mpath, ipath = data / "manifest.json", data / "items.parquet"
-    if not mpath.is_file():
-        raise DataError("not a prepared dataset (no manifest.json); run `gatrec prepare` first", file=data)
-    if not ipath.is_file():
-        raise DataError("missing from the prepared dataset", file=ipath)
-    manifest = json.loads(mpath.read_text())
-    items = pd.read_parquet(ipath)
-    if "item" not in items.columns:
-        raise DataError("column missing", file=ipath, field="item")
-    n, got = int(manifest["n_items"]), items["item"].to_numpy()
-    bad = (got < 0) | (got >= n) | items["item"].duplicated().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"row {row}: item {got[row]} is outside 0..{n - 1} (n_items in manifest.json) or repeated",
-                        file=ipath, line=row, field="item")
-    if len(got) != n:
-        raise DataError(f"{len(got)} rows but manifest.json says n_items={n}", file=ipath, field="item")
-    items = items.sort_values("item", kind="stable").reset_index(drop=True)
-    return items, manifest
 
 
 def _knn_kind(cfg: EmbedConfig, modalities: list[str]) -> str:
@@ -106,8 +83,8 @@ def run_embed(cfg: EmbedConfig) -> dict:
     """Compute and save item features (+ kNN graph) for a prepared dataset; returns the features manifest."""
     t_start = time.perf_counter()
     threads.configure()  # this process's share of the CPUs it may use (both models and the PCA)
-    items, dmanifest = _load_items(cfg.data)
-    items_digest = file_digest(cfg.data / "items.parquet")
+    items, dmanifest = Dataset.load_items(cfg.data)
+    items_digest = items_file_digest(cfg.data, dmanifest)
     out = cfg.out or store.resolve_dir(cfg.data)
     cache_root = cfg.cache_dir or default_cache_root(out)
     if "image" in cfg.modalities and cfg.image.random_weights:

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Literal, Union
 import numpy as np
 import torch
 
+from gatrec.data import dataset as prepared
 from gatrec.errors import DataError, GatrecError
-from gatrec.fsutil import atomic_file, file_digest
+from gatrec.fsutil import atomic_file
 
 if TYPE_CHECKING:
     from gatrec.data.dataset import Dataset
@@ -54,12 +55,10 @@ def resolve_dir(dataset_dir: DatasetRef, features_dir: str | Path | None = None)
 def _dataset_facts(dataset: DatasetRef) -> tuple[int | None, str | None]:
     """(n_items, sha256 of items.parquet) of the prepared data, None where it has no such record/file."""
     if not isinstance(dataset, str | Path):
-        recorded = (dataset.manifest.get("files") or {}).get("items.parquet", {}).get("sha256")
-        return dataset.n_items, recorded or file_digest(Path(dataset.path) / "items.parquet")
+        return dataset.n_items, dataset.items_digest
     folder = Path(dataset)
-    dmanifest, items = folder / "manifest.json", folder / "items.parquet"
-    n_items = int(json.loads(dmanifest.read_text())["n_items"]) if dmanifest.is_file() else None
-    return n_items, file_digest(items) if items.is_file() else None
+    manifest = prepared.read_manifest(folder) if (folder / prepared.MANIFEST).is_file() else None
+    return (int(manifest["n_items"]) if manifest else None), prepared.items_file_digest(folder, manifest)
 
 
 def knn_filename(features: str, k: int) -> str:

@@ -78,3 +78,32 @@ def test_unreadable_parquet_without_digests_names_the_file(data):
     f.write_bytes(f.read_bytes()[:100])
     with pytest.raises(DataError, match=r"valid\.parquet: cannot read parquet"):
         Dataset.load(data)
+
+
+def test_items_are_read_alone_from_a_folder_with_only_items_and_manifest(tmp_path, data):
+    part = tmp_path / "items-only"
+    part.mkdir()
+    for name in ("items.parquet", "manifest.json"):
+        shutil.copyfile(data / name, part / name)
+    items, manifest = Dataset.load_items(part)  # what `gatrec embed` reads; no split files needed
+    assert manifest["n_items"] == len(items) and items["item"].tolist() == list(range(len(items)))
+    assert items.equals(Dataset.load(data).items.sort_values("item").reset_index(drop=True))
+
+
+def test_items_read_alone_are_verified_against_the_manifest(data):
+    _drop_rows(data / "items.parquet", 1)
+    with pytest.raises(DataError, match=r"items\.parquet: does not match manifest\.json"):
+        Dataset.load_items(data)
+
+
+def test_items_digest_is_the_record_while_unchanged_else_the_file_hashed(data):
+    from gatrec.data.dataset import items_file_digest
+    from gatrec.fsutil import file_digest
+
+    manifest = json.loads((data / "manifest.json").read_text())
+    f = data / "items.parquet"
+    assert items_file_digest(data, manifest) == manifest["files"]["items.parquet"]["sha256"] == file_digest(f)
+    assert Dataset.load(data).items_digest == file_digest(f)
+    _drop_rows(f, 1)  # not the recorded file any more: the digest describes what is there now
+    assert items_file_digest(data, manifest) == file_digest(f) != manifest["files"]["items.parquet"]["sha256"]
+    assert items_file_digest(data / "absent", manifest) is None

@@ -84,3 +84,33 @@ def test_a_loaded_dataset_is_checked_without_reading_its_folder_again(tmp_path: 
     items.to_parquet(data / "items.parquet", index=False)
     with pytest.raises(DataError, match="stale"):
         load_features(Dataset.load(data), "text")
+
+
+def test_embed_refuses_items_that_differ_from_the_prepared_manifest(tmp_path: Path) -> None:
+    import json
+
+    from gatrec.data.dataset import record_files
+    from tests.kit import write_prepared
+
+    data = write_prepared(tmp_path / "data", n_users=30, n_items=12, per_user=6)
+    manifest = json.loads((data / "manifest.json").read_text())
+    (data / "manifest.json").write_text(json.dumps({**manifest, "files": record_files(data)}))
+    items = pd.read_parquet(data / "items.parquet")
+    items.loc[0, "title"] = "edited after prepare"
+    items.to_parquet(data / "items.parquet", index=False)
+    with pytest.raises(DataError, match=r"items\.parquet: does not match manifest\.json") as err:
+        run_embed(EmbedConfig(data=data, modalities=["text"]))
+    assert err.value.file == str(data / "items.parquet")
+    assert not (data / "features").exists()
+
+
+def test_the_features_room_reads_the_prepared_folder_through_dataset_only() -> None:
+    # The prepared folder has one reader (gatrec/data/dataset.py); the features modules must not parse its
+    # files by hand (issue 16, point 2).
+    import gatrec.features
+
+    root = Path(gatrec.features.__file__).parent
+    for src in sorted(root.glob("*.py")):
+        text = src.read_text()
+        for needle in ('"manifest.json"', "read_parquet(", '/ "items.parquet"'):
+            assert needle not in text, f"{src.name} reads the prepared folder by hand ({needle})"
