@@ -168,3 +168,35 @@ def test_prepare_amazon_2014_keeps_text_and_images(tmp_path):
     assert ds.items["image"].tolist() == ["http://images.test/B001.jpg", ""]
     assert ds.items["categories"].tolist() == ["Office Products, Pens, Writing", "Office Products"]
     assert ds.train["rating"].tolist() == [5.0, 3.0, 4.0]  # fewer than 3 per user: all in train
+
+
+def test_amazon_meta_and_a_folders_items_jsonl_give_the_same_item_table(tmp_path):
+    # One item-record builder (readers/base.py ItemRecords) for both formats: the same metadata read from an
+    # Amazon 2014 meta file and from a plain folder's items.jsonl cleans to the same rows.
+    amazon = read_raw(write_2014(tmp_path / "amazon")).items
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "interactions.csv").write_text("user_id,item_id\nU1,B001\nU1,B002\nU2,B001\n")
+    (folder / "items.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"item_id": " B001 ", "title": " Bob's pen", "description": "Blue ink", "brand": "Bic",
+         "categories": [["Office Products", "Pens"], ["Office Products", "Writing"]],
+         "image": "http://images.test/B001.jpg"},
+        {"item_id": "B002", "title": "Paper", "categories": [["Office Products"]]},
+        {"item_id": "B002", "title": "a second record of B002: the first one is kept"},
+    ]))
+    plain = read_raw(folder, fmt="folder").items
+    assert plain.equals(amazon), (plain, amazon)
+    assert plain.columns.tolist() == ["item_id", "title", "description", "brand", "categories", "image"]
+
+
+def test_item_records_without_any_image_have_no_image_column():
+    from gatrec.data.readers.base import ItemRecords
+
+    records = ItemRecords()
+    records.add("a", title=["Two", "parts"], categories="Pens")
+    records.add("b", description=None, categories=[["X", "Y"], ["X"]])
+    items = records.frame()
+    assert items.columns.tolist() == ["item_id", "title", "description", "brand", "categories"]
+    assert items.to_dict("records") == [
+        {"item_id": "a", "title": "Two parts", "description": "", "brand": "", "categories": "Pens"},
+        {"item_id": "b", "title": "", "description": "", "brand": "", "categories": "X, Y"}]

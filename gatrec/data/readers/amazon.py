@@ -19,14 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gatrec.data.readers.base import (
-    RawData,
-    categories_value,
-    items_frame,
-    iter_records,
-    numeric_column,
-    text_value,
-)
+from gatrec.data.readers.base import ItemRecords, RawData, iter_records, numeric_column, text_value
 from gatrec.errors import DataError
 from gatrec.log import get
 
@@ -134,8 +127,7 @@ def _read_reviews(path: Path, spec: Spec) -> pd.DataFrame:
 
 
 def _read_meta(path: Path, fmt: str, spec: Spec, wanted: set[str]) -> pd.DataFrame:
-    cols: dict[str, list[str]] = {c: [] for c in ("item_id", "title", "description", "brand", "categories",
-                                                  "image")}
+    records = ItemRecords()
 
     def parse(line: str) -> Any:
         m = spec.meta_id_re.search(line)
@@ -151,15 +143,11 @@ def _read_meta(path: Path, fmt: str, spec: Spec, wanted: set[str]) -> pd.DataFra
             raise DataError("missing item id", file=path, line=lineno, field=spec.meta_item_key)
         if str(item) not in wanted:
             continue
-        cols["item_id"].append(str(item))
-        cols["title"].append(text_value(obj.get("title")))
-        cols["description"].append(text_value(obj.get("description")))
-        cols["brand"].append(text_value(obj.get("store" if fmt == "amazon-2023" else "brand")))
-        cols["categories"].append(categories_value(obj.get("category" if fmt == "amazon-2018" else "categories")))
-        cols["image"].append(_image(obj, fmt))
-    items = items_frame(cols)
-    if not (items["image"] != "").any():
-        items = items.drop(columns="image")
+        records.add(str(item), title=obj.get("title"), description=obj.get("description"),
+                    brand=obj.get("store" if fmt == "amazon-2023" else "brand"),
+                    categories=obj.get("category" if fmt == "amazon-2018" else "categories"),
+                    image=_image(obj, fmt))
+    items = records.frame()
     log.info("metadata read", file=str(path), items=len(items))
     return items
 

@@ -162,3 +162,23 @@ def items_frame(records: dict[str, list[str]]) -> pd.DataFrame:
         if col not in df:
             df[col] = ""
     return df.drop_duplicates("item_id", keep="first").reset_index(drop=True)
+
+
+class ItemRecords:
+    """The raw item table of a metadata file, one record at a time, each text field cleaned the one way
+    (``text_value``; categories by ``categories_value``); :meth:`frame` keeps the first record of an item
+    id seen twice and has no ``image`` column when no item has an image."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[str]] = {c: [] for c in ("item_id", *TEXT_FIELDS, "image")}
+
+    def add(self, item_id: str, *, title: Any = None, description: Any = None, brand: Any = None,
+            categories: Any = None, image: str = "") -> None:
+        for col, value in (("item_id", item_id), ("title", text_value(title)),
+                           ("description", text_value(description)), ("brand", text_value(brand)),
+                           ("categories", categories_value(categories)), ("image", image)):
+            self.cols[col].append(value)
+
+    def frame(self) -> pd.DataFrame:
+        items = items_frame(self.cols)
+        return items if (items["image"] != "").any() else items.drop(columns="image")

@@ -9,11 +9,9 @@ import numpy as np
 import pandas as pd
 
 from gatrec.data.readers.base import (
-    TEXT_FIELDS,
+    ItemRecords,
     RawData,
-    categories_value,
     drop_blank_rows,
-    items_frame,
     iter_records,
     numeric_column,
     text_value,
@@ -110,19 +108,15 @@ def _typed(df: pd.DataFrame, path: Path, lines: np.ndarray | None, row_word: str
 
 def read_items_jsonl(path: Path) -> pd.DataFrame:
     """``items.jsonl``: one JSON object per line with ``item_id`` and optional text and ``image``."""
-    cols: dict[str, list[str]] = {c: [] for c in ("item_id", *TEXT_FIELDS, "image")}
+    records = ItemRecords()
     for lineno, obj in iter_records(path, desc="items"):
         item_id = obj.get("item_id")
         if item_id is None or str(item_id).strip() == "":
             raise DataError("missing item id", file=path, line=lineno, field="item_id")
-        cols["item_id"].append(str(item_id).strip())
-        for f in ("title", "description", "brand"):
-            cols[f].append(text_value(obj.get(f)))
-        cols["categories"].append(categories_value(obj.get("categories")))
-        cols["image"].append(_image_ref(obj.get("image"), path.parent))
-    items = items_frame(cols)
-    if not (items["image"] != "").any():
-        items = items.drop(columns="image")
+        records.add(str(item_id).strip(), title=obj.get("title"), description=obj.get("description"),
+                    brand=obj.get("brand"), categories=obj.get("categories"),
+                    image=_image_ref(obj.get("image"), path.parent))
+    items = records.frame()
     log.info("items read", file=str(path), items=len(items))
     return items
 
