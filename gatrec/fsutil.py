@@ -23,7 +23,8 @@ from typing import Any
 from gatrec.errors import GatrecError
 
 OUTPUT_MARKER = ".gatrec-output.json"
-# Temp folders in the pre-PID naming (``.<name>.tmp-<random>``) are removed once they are this old.
+# Temps in the pre-PID naming (folders ``.<name>.tmp-<random>``, files ``.<name>.<random>``, 8 random
+# characters as tempfile makes them) are removed once they are this old.
 _LEGACY_STALE_S = 3600.0
 
 
@@ -62,20 +63,21 @@ def _temp_prefix(name: str, what: str) -> str:
 
 def remove_stale_temps(target: str | Path) -> list[Path]:
     """Remove what killed writers left beside ``target`` (``.<name>.tmp-*`` / ``.<name>.old-*`` of a dead
-    PID on this host, or old pre-PID temp files); returns what was removed."""
+    PID on this host, or pre-PID temp folders and files older than an hour); returns what was removed."""
     target = Path(target)
     parent, name = target.parent, target.name
     if not parent.is_dir():
         return []
     ours = re.compile(rf"^\.{re.escape(name)}\.(?:tmp|old)-(?P<host>[^-]+)-(?P<pid>\d+)-[A-Za-z0-9_]*$")
-    legacy = re.compile(rf"^\.{re.escape(name)}\.tmp-[a-z0-9_]{{8}}$")
+    legacy_dir = re.compile(rf"^\.{re.escape(name)}\.tmp-[a-z0-9_]{{8}}$")  # atomic_dir's, before PIDs
+    legacy_file = re.compile(rf"^\.{re.escape(name)}\.[a-z0-9_]{{8}}$")  # atomic_file's, before PIDs
     removed = []
     for p in parent.iterdir():
         if not p.name.startswith(f".{name}."):
             continue
         if m := ours.match(p.name):
             stale = process_gone(m["host"], int(m["pid"]))
-        elif legacy.match(p.name) and p.is_dir():
+        elif (legacy_dir.match(p.name) and p.is_dir()) or (legacy_file.match(p.name) and p.is_file()):
             try:
                 stale = time.time() - p.lstat().st_mtime > _LEGACY_STALE_S
             except OSError:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from gatrec.errors import DataError
-from gatrec.fsutil import atomic_dir, atomic_file, write_json
+from gatrec.fsutil import atomic_dir, atomic_file, remove_stale_temps, write_json
 
 if TYPE_CHECKING:
     from gatrec.data.dataset import Dataset
@@ -288,6 +288,13 @@ class RunFolder:
             saved = read_json(self.metrics_file)
             saved.update(mlflow_run_id=run_id, mlflow_tracking_uri=tracking_uri)
             write_json(self.metrics_file, saved)
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Remove the temp files and folders that killed writers left beside this folder's files (a 0-byte
+        ``checkpoints/.last.pt.tmp-*`` of a SIGKILLed training, and the like; see
+        :func:`gatrec.fsutil.remove_stale_temps`); a live writer's are kept. Returns what was removed."""
+        targets = [self.path / name for name in (self.METRICS, self.CONFIG, self.MODEL, self.RUN_ID)]
+        return [p for t in (*targets, self.checkpoint_file) for p in remove_stale_temps(t)]
 
     def clear(self) -> None:
         """Remove what a training wrote (for a fresh start); the folder itself stays."""

@@ -93,6 +93,8 @@ def _prepare_out(out: Path, config: TrainConfig, *, resume: bool, overwrite: boo
     """Clear, check or load what ``out`` already holds; returns the checkpoint to resume from, if any."""
     check_run_folder(out, config, resume=resume, overwrite=overwrite)
     run = RunFolder(out)
+    if removed := run.remove_stale_temps():  # what a killed earlier training left (0-byte checkpoints)
+        log.info("stale temp files removed", run=str(out), files=[str(p.relative_to(out)) for p in removed])
     if overwrite:
         run.clear()
         return None
