@@ -49,6 +49,49 @@ def test_plan_skips_embed_without_features(tmp_path):
     assert names == ["prepare", "embed", "train", "eval"]
 
 
+def test_a_model_without_item_features_ignores_the_default_features(tmp_path):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        steps = plan(PipelineConfig(work=tmp_path, model="pop"))  # with the default --features fused
+    assert [s.name for s in steps] == ["synth", "prepare", "train", "eval"]
+    train = steps[2]
+    assert train.params["features"] == "none" and train.output.name == "pop"
+    assert [e["model"] for e in logs if e["event"].startswith("features ignored")] == ["pop"]
+    gat = plan(PipelineConfig(work=tmp_path, model="gat"))
+    assert gat[3].params["features"] == "fused" and gat[3].output.name == "gat-fused"
+
+
+def test_the_models_with_features_are_those_whose_config_has_a_features_choice():
+    from gatrec import models
+    from gatrec.workflow import FEATURE_MODELS
+
+    assert {n for n in models.names() if "features" in models.get(n).Config.model_fields} == FEATURE_MODELS
+
+
+def test_the_train_step_of_a_pop_pipeline_runs(tmp_path):
+    """`gatrec pipeline --model pop` failed at its train step (issue 17): the plan passed the default
+    --features fused to a model without features. The plan's train step, run as its MLproject entry point
+    runs it, on a small prepared folder."""
+    import shlex
+
+    import yaml
+
+    from tests.kit import write_prepared
+
+    train = next(s for s in plan(PipelineConfig(work=tmp_path / "work", model="pop")) if s.name == "train")
+    write_prepared(train.params["data"], n_users=40, n_items=20, per_user=6)
+    entry = yaml.safe_load((REPO / "MLproject").read_text())["entry_points"]["train"]
+    params = {k: v["default"] for k, v in entry["parameters"].items()} | train.params
+    argv = shlex.split(entry["command"].format(**{k: str(v) for k, v in params.items()}))
+    assert argv[:3] == ["python", "-m", "gatrec"]
+    env = {**os.environ, "GATREC_NO_MLFLOW": "1", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (train.output / "metrics.json").is_file()
+
+
 @pytest.mark.slow
 def test_pipeline_runs_promotes_and_reuses_steps(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if k != "GATREC_NO_MLFLOW"}, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "GIT_PYTHON_REFRESH": "quiet", "BENTOML_HOME": str(tmp_path / "bentoml"),
