@@ -11,10 +11,8 @@ on a warm cache. Runs alternate so a busy machine slows both sides alike. Goal: 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -27,17 +25,12 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from common import machine  # noqa: E402
 
 from gatrec.features.pipeline import EmbedConfig, run_embed  # noqa: E402
 from gatrec.features.text import TextConfig, TextEncoder, item_texts  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "loadavg_1m_at_start": os.getloadavg()[0]}
 
 
 def prepared_folder(items_jsonl: Path, root: Path, limit: int | None) -> Path:
@@ -88,7 +81,7 @@ def main() -> None:
                     help="texts (the longest first) on which the word-piece window's cost is measured")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/embed_text.json")
     args = ap.parse_args()
-    info = machine()
+    info = {**machine(), "loadavg_1m_at_start": os.getloadavg()[0]}
     work = Path(tempfile.mkdtemp(prefix="bench-embed-"))
     try:
         data = prepared_folder(args.items, work / "prepared", args.limit)
