@@ -4,7 +4,8 @@ docs/ARCHITECTURE.md, for tests that need data but not `gatrec prepare` / `gatre
 ``write_prepared`` makes users with cluster tastes: each user belongs to one of ``n_clusters`` groups and
 mostly interacts with that group's items, with some globally popular items mixed in, so personalised
 models can learn the groups and popularity cannot. The split is leave-one-out (last interaction test,
-the one before valid). ``write_features`` adds a feature folder as `gatrec embed` leaves it.
+the one before valid). ``write_features`` adds a feature folder as `gatrec embed` leaves it, and
+``write_run`` a ``gatrec train`` run folder (random embeddings, declared metrics) trained on such data.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 
 def write_prepared(folder: Path, *, n_users: int = 120, n_items: int = 60, n_clusters: int = 4,
-                   per_user: int = 12, noise: float = 0.05, seed: int = 0, ratings: bool = False) -> Path:
+                   per_user: int = 12, noise: float = 0.05, seed: int = 0, ratings: bool = False,
+                   split: str = "leave-one-out", digest: str | None = None,
+                   ids: tuple[str, str] = ("u{}", "i{}")) -> Path:
     """A prepared dataset folder; ``ratings`` adds a 1..5 rating column (drawn apart, so the interactions
-    are the same with or without it)."""
+    are the same with or without it). ``split`` names the protocol in the manifest, ``digest`` replaces the
+    computed one (a label, for tests that only compare digests), ``ids`` formats the original user and item
+    ids from the internal ones."""
     rng = np.random.default_rng(seed)
     cluster_of_item = np.arange(n_items) % n_clusters
     popularity = 1.0 / np.arange(1, n_items + 1) ** 0.8  # Zipf-like global popularity
@@ -41,14 +47,16 @@ def write_prepared(folder: Path, *, n_users: int = 120, n_items: int = 60, n_clu
     for name, part in parts.items():
         part.reset_index(drop=True).to_parquet(folder / f"{name}.parquet", index=False)
         h.update(name.encode() + part[["user", "item"]].to_numpy().astype("<i4").tobytes())
-    pd.DataFrame({"user": np.arange(n_users, dtype="int32"),
-                  "user_id": [f"u{u}" for u in range(n_users)]}).to_parquet(folder / "users.parquet", index=False)
-    pd.DataFrame({"item": np.arange(n_items, dtype="int32"), "item_id": [f"i{i}" for i in range(n_items)],
-                  "title": [f"item {i}" for i in range(n_items)]}).to_parquet(folder / "items.parquet", index=False)
+    uid, iid = ids
+    user_table = {"user": np.arange(n_users, dtype="int32"), "user_id": [uid.format(u) for u in range(n_users)]}
+    item_table = {"item": np.arange(n_items, dtype="int32"), "item_id": [iid.format(i) for i in range(n_items)],
+                  "title": [f"item {i}" for i in range(n_items)]}
+    pd.DataFrame(user_table).to_parquet(folder / "users.parquet", index=False)
+    pd.DataFrame(item_table).to_parquet(folder / "items.parquet", index=False)
     manifest = {"format_version": 1, "source": {"format": "test-fixture", "seed": seed},
                 "n_users": n_users, "n_items": n_items, "n_interactions": len(df),
                 "counts": {k: len(v) for k, v in parts.items()}, "cleaning": {},
-                "split": {"protocol": "leave-one-out", "seed": seed}, "digest": h.hexdigest()}
+                "split": {"protocol": split, "seed": seed}, "digest": digest or h.hexdigest()}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return folder
 
@@ -96,3 +104,31 @@ def write_items(folder: Path, rows: list[dict], *, source: Path | None = None) -
                 "source": {"path": str(source or folder.parent / "raw")}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+def write_run(run: Path, data: Path, *, ndcg: float, recall: float, model: str = "mf", dim: int = 8,
+              bias: bool = False, seed: int = 0, extra_metrics: dict[str, Any] | None = None,
+              mlflow_run_id: str | None = None) -> Path:
+    """A ``gatrec train`` run folder on the prepared ``data``, written through the run folder's own writers:
+    random embeddings (``bias``: and an item bias) in ``model/``, and metrics.json declaring valid
+    NDCG@20 ``ndcg`` and Recall@20 ``recall`` (+ ``extra_metrics``; test: 95 % of both)."""
+    from gatrec.data.dataset import Dataset
+    from gatrec.train.export import RunFolder, write_export
+
+    ds = Dataset.load(data)
+    folder = RunFolder.at(run)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    write_export(folder.model_dir, model=model, user_emb=rng.normal(size=(ds.n_users, dim)),
+                 item_emb=rng.normal(size=(ds.n_items, dim)),
+                 item_bias=rng.normal(size=ds.n_items) if bias else None, dataset=ds)
+    data_record = {"path": str(data), "digest": ds.digest, "split_protocol": ds.split_protocol,
+                   "n_users": ds.n_users, "n_items": ds.n_items}
+    metrics: dict[str, Any] = {
+        "valid": {"ndcg@20": ndcg, "recall@20": recall, **(extra_metrics or {})},
+        "test": {"ndcg@20": ndcg * 0.95, "recall@20": recall * 0.95}, "best_epoch": 3, "epochs_run": 5,
+        "seconds_per_epoch": 0.1, "config": {"model": model, "dim": dim}, "model": model, "data": data_record}
+    if mlflow_run_id:
+        metrics["mlflow_run_id"] = mlflow_run_id
+    folder.write_metrics(metrics)
+    return folder.path

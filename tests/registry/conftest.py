@@ -1,14 +1,14 @@
 """Fixtures for the model lifecycle tests: synthetic run folders, a private PostgreSQL cluster, a real
 ``mlflow server`` on 127.0.0.1 backed by it, and an embedded SQLite tracking store.
 
-Self-contained so they can move to tests/conftest.py unchanged. The PostgreSQL cluster and the
-server start once per session (the server's schema migrations take ~15 s)."""
+The data and run folders come from the test kit (tests/kit.py); the rest is self-contained, so that the
+serving and sweep tests can load this file by path. The PostgreSQL cluster and the server start once per
+session (the server's schema migrations take ~15 s)."""
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import pwd
 import shutil
@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import requests
+
+from tests.kit import write_prepared, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -69,63 +69,23 @@ def stop_group(proc: subprocess.Popen, timeout: float = 10) -> None:
 
 def make_dataset(root: Path, *, digest: str, split: str = "user-temporal", n_users: int = 80,
                  n_items: int = 120, per_user: int = 10, seed: int = 0) -> Path:
-    """A prepared dataset (docs/ARCHITECTURE.md layout): last item of each user -> test, one before -> valid."""
+    """The test kit's prepared dataset (tests/kit.py), one per (digest, split) under ``root``: popularity
+    only (no taste clusters), ids ``U000`` / ``I000``, the manifest's digest the label ``digest``."""
     path = root / f"data-{digest}-{split}"
     if (path / "manifest.json").exists():
         return path
-    path.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    weights = 1.0 / np.arange(1, n_items + 1)  # skewed popularity, like real catalogues
-    rows = {"train": [], "valid": [], "test": []}
-    for u in range(n_users):
-        items = rng.choice(n_items, size=per_user, replace=False, p=weights / weights.sum())
-        for t, i in enumerate(items):
-            part = "test" if t == per_user - 1 else "valid" if t == per_user - 2 else "train"
-            rows[part].append((u, int(i), t))
-    for part, r in rows.items():
-        pd.DataFrame(r, columns=["user", "item", "timestamp"]).astype(
-            {"user": "int32", "item": "int32", "timestamp": "int64"}).to_parquet(path / f"{part}.parquet")
-    pd.DataFrame({"user": np.arange(n_users, dtype=np.int32),
-                  "user_id": [f"U{u:03d}" for u in range(n_users)]}).to_parquet(path / "users.parquet")
-    pd.DataFrame({"item": np.arange(n_items, dtype=np.int32),
-                  "item_id": [f"I{i:03d}" for i in range(n_items)]}).to_parquet(path / "items.parquet")
-    counts = {k: len(v) for k, v in rows.items()}
-    (path / "manifest.json").write_text(json.dumps({
-        "format_version": 1, "source": {"kind": "test"}, "n_users": n_users, "n_items": n_items,
-        "n_interactions": sum(counts.values()), "counts": counts, "cleaning": {},
-        "split": {"protocol": split, "seed": seed}, "digest": digest}))
-    return path
+    return write_prepared(path, n_users=n_users, n_items=n_items, per_user=per_user, n_clusters=1, seed=seed,
+                          split=split, digest=digest, ids=("U{:03d}", "I{:03d}"))
 
 
 def make_run_dir(root: Path, *, ndcg: float, recall: float, digest: str = "d1", split: str = "user-temporal",
-                 seed: int = 0, model: str = "mf", dim: int = 8, bias: bool = False,
-                 extra_metrics: dict | None = None, mlflow_run_id: str | None = None) -> Path:
-    """A ``gatrec train`` run folder with real (random) embeddings and the given declared metrics."""
+                 seed: int = 0, **kwargs) -> Path:
+    """A ``gatrec train`` run folder (tests/kit.py ``write_run``: random embeddings, the given declared
+    metrics) on :func:`make_dataset`'s data; ``kwargs``: ``model``, ``dim``, ``bias``, ``extra_metrics``,
+    ``mlflow_run_id``."""
     data = make_dataset(root, digest=digest, split=split)
-    manifest = json.loads((data / "manifest.json").read_text())
-    n_users, n_items = manifest["n_users"], manifest["n_items"]
     run = root / f"run-{uuid.uuid4().hex[:8]}"
-    (run / "model").mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    np.save(run / "model" / "user_embeddings.npy", rng.normal(size=(n_users, dim)).astype(np.float32))
-    np.save(run / "model" / "item_embeddings.npy", rng.normal(size=(n_items, dim)).astype(np.float32))
-    if bias:
-        np.save(run / "model" / "item_bias.npy", rng.normal(size=n_items).astype(np.float32))
-    (run / "model" / "user_ids.json").write_text(json.dumps([f"U{u:03d}" for u in range(n_users)]))
-    (run / "model" / "item_ids.json").write_text(json.dumps([f"I{i:03d}" for i in range(n_items)]))
-    (run / "model" / "model.json").write_text(json.dumps({
-        "model": model, "dim": dim, "n_users": n_users, "n_items": n_items, "scoring": "dot",
-        "data_path": str(data), "data_digest": digest, "split_protocol": split}))
-    valid = {"ndcg@20": ndcg, "recall@20": recall, **(extra_metrics or {})}
-    test = {"ndcg@20": ndcg * 0.95, "recall@20": recall * 0.95}
-    metrics = {"valid": valid, "test": test, "best_epoch": 3, "epochs_run": 5, "seconds_per_epoch": 0.1,
-               "config": {"model": model, "dim": dim}, "model": model,
-               "data": {"path": str(data), "digest": digest, "split_protocol": split,
-                        "n_users": n_users, "n_items": n_items}}
-    if mlflow_run_id:
-        metrics["mlflow_run_id"] = mlflow_run_id
-    (run / "metrics.json").write_text(json.dumps(metrics))
-    return run
+    return write_run(run, data, ndcg=ndcg, recall=recall, seed=seed, **kwargs)
 
 
 @pytest.fixture
