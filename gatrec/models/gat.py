@@ -6,7 +6,8 @@ Design notes).
 * **LightGCN-shaped attention.** A layer is ``D^1/2 GATConv(D^-1/2 x)``: one head, no self-loops, no bias,
   no non-linearity, the input map fixed to the identity. With zero attention vectors the softmax is
   uniform (1/deg), so a layer is exactly LightGCN's ``D^-1/2 A D^-1/2 x``; training learns how to re-weight
-  neighbours from there. The output is the mean over layers 0..L, as in LightGCN.
+  neighbours from there. The output is the mean over layers 0..L, as in LightGCN (or, with
+  ``layer_combine="attention"``, each node's own softmax mix of them: gatrec/models/layer_attention.py).
 * **Attention that cannot overfit the embeddings.** The attention vectors are ``attention_scale * raw``
   (under Adam an ``attention_scale`` times smaller step), the logit is linear (``negative_slope=1``: then
   GATConv's attention is exactly a learned weight per neighbour, ``softmax_j <a, x_j>``, computed by two plain
@@ -26,6 +27,7 @@ Scores stay ``user_emb @ item_emb.T``, so export, evaluation and serving need no
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -51,6 +53,7 @@ from gatrec.models.base import (
 )
 from gatrec.models.content_attention import ContentAttention, content_keys
 from gatrec.models.contrastive import ContrastiveFields, add_contrastive, perturb
+from gatrec.models.layer_attention import LayerAttention
 from gatrec.models.sparse import EdgeCSR, spmm
 from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
 
@@ -108,6 +111,9 @@ class GATConfig(ContrastiveFields):
     content_projection: bool = Field(False, description="content attention also learns a projection of the keys")
     content_dim: int = Field(64, ge=1, description="size of the content keys (PCA of the features, or the "
                              "SVD's rank), at most dim")
+    layer_combine: Literal["mean", "attention"] = Field(
+        "mean", description="how the layer outputs 0..L make the output: their mean (LightGCN), or per-node "
+        "softmax attention over them (gatrec/models/layer_attention.py; starts exactly as the mean)")
 
     @model_validator(mode="after")
     def _keys_have_content(self) -> GATConfig:
@@ -198,6 +204,8 @@ class GAT(Recommender):
                                             config.content_projection)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
                                     for _ in range(config.n_layers if self.content is None else 0)])
+        self.layer_attention = (LayerAttention(config.dim, config.n_layers, config.attention_detach, dev)
+                                if config.layer_combine == "attention" else None)
         # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
         self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
         # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).
@@ -283,21 +291,25 @@ class GAT(Recommender):
         return graph, attr, _degree(kept.flatten(), n)
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final (users, items): layer-mean of attention propagation; items plus their kNN propagation."""
+        """Final (users, items): layer-mean (or layer attention) of attention propagation; items plus their kNN
+        propagation."""
         x = self.ego()
         graph, edge_attr, degree = self._edges()
-        out = x
-        for layer in [] if self.content is None else self.content.propagate(x, graph, degree):
-            out = out + layer
-        for conv in self.convs:
-            # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
-            x = attend(conv, x, graph, edge_attr, degree, self.config.attention_detach)
-            out = out + x
-        out = out / (self.config.n_layers + 1)
+        out = self._combine(x, self._layers(x, graph, edge_attr, degree), self.n_users)
         users, items = out[: self.n_users], out[self.n_users:]
         if self.knn_graph is not None:
             items = items + self.config.knn_weight * self._knn(None)
         return users, items
+
+    def _layers(self, x: torch.Tensor, graph: EdgeCSR, edge_attr: torch.Tensor | None,
+                degree: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The outputs of layers 1..L over the whole graph, one at a time (each the next one's input)."""
+        if self.content is not None:
+            yield from self.content.propagate(x, graph, degree)
+        for conv in self.convs:
+            # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
+            x = attend(conv, x, graph, edge_attr, degree, self.config.attention_detach)
+            yield x
 
     def propagate_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The final representations at ``rows`` (sorted distinct node ids) and ``embedding[rows]``, computed
@@ -321,13 +333,23 @@ class GAT(Recommender):
             x = perturb(x, eps)
             at_rows.append(x_in)
         at_rows.append(x if self.convs else x.index_select(0, rows))
-        out = at_rows[0] if len(at_rows) == 1 else sum(at_rows) / len(at_rows)
+        n_u = int(torch.searchsorted(rows, self.n_users))
+        out = self._combine(at_rows[0], at_rows[1:], n_u)
         # layer 0 is the embedding, or it and the features: then ego() passes the embedding a dense gradient
         ego = at_rows[0] if self.proj is None else gather_rows(self.embedding, rows)
         if self.knn_graph is not None:
-            n_u = int(torch.searchsorted(rows, self.n_users))
             out = torch.cat([out[:n_u], out[n_u:] + self.config.knn_weight * self._knn(rows[n_u:] - self.n_users)])
         return out, ego, at_rows  # type: ignore[return-value]
+
+    def _combine(self, first: torch.Tensor, rest: Iterable[torch.Tensor], n_users: int) -> torch.Tensor:
+        """The output from layer 0 and the outputs of layers 1..L (the first ``n_users`` rows are users): their
+        mean, as a running sum (no layer kept longer than needed), or the layer attention."""
+        if self.layer_attention is not None:
+            return self.layer_attention([first, *rest], n_users)
+        out, count = first, 1
+        for layer in rest:
+            out, count = out + layer, count + 1
+        return out if count == 1 else out / count
 
     def _knn(self, item_rows: torch.Tensor | None) -> torch.Tensor:
         """Item ID embeddings propagated over the item-item graph (at ``item_rows`` when given)."""

@@ -121,6 +121,12 @@ class TestGATWithFeatures(RecommenderContract):
     features = True
 
 
+class TestGATWithLayerAttention(RecommenderContract):
+    model = "gat"
+    params = {"dim": 16, "features": "text", "knn_k": 3, "layer_combine": "attention"}
+    features = True
+
+
 def test_every_registered_model_has_a_contract_class():
     covered = {cls.model for cls in RecommenderContract.__subclasses__()}
     assert set(models.names()) <= covered, f"add a RecommenderContract class for {set(models.names()) - covered}"

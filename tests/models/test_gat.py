@@ -79,12 +79,23 @@ def test_forward_backward_reaches_embeddings_features_and_attention(data_with_te
 
 @pytest.mark.parametrize("params", [{"features": "text", "knn_k": 5}, {"features": "text", "knn_attention": False},
                                     {"loss": "bce", "n_layers": 3, "heads": 2}, {"negative_slope": 0.2},
-                                    {"n_layers": 0, "features": "text"}])
+                                    {"n_layers": 0, "features": "text"},
+                                    {"layer_combine": "attention", "features": "text", "knn_k": 5},
+                                    {"layer_combine": "attention", "n_layers": 3, "heads": 2,
+                                     "attention_detach": False},
+                                    {"layer_combine": "attention", "n_layers": 0, "features": "text"},
+                                    {"layer_combine": "attention", "attention_keys": "interactions",
+                                     "content_dim": 4}])
 def test_loss_at_the_batch_rows_equals_the_full_computation(data_with_text: Path, params: dict) -> None:
     model = build(data_with_text, dim=8, feature_gate=False, **params)
-    with torch.no_grad():  # non-uniform attention
+    with torch.no_grad():  # non-uniform attention (over neighbours and over layers)
         for a in model.attention_parameters():
             a.normal_()
+        if model.layer_attention is not None:
+            for p in model.layer_attention.parameters():
+                p.normal_(0.0, 3.0)
+        if model.content is not None:
+            model.content.raw_temperature.normal_()
     model.eval()  # the same graph for both (no edge dropout)
     batch = torch.tensor([0, 1, 2, 2, 5]), torch.tensor([3, 4, 5, 3, 9]), torch.tensor([6, 7, 8, 4, 3])
     assert_loss_matches_reference(model, batch, model.config.reg_weight, model.config.loss)
