@@ -65,8 +65,12 @@ def command(run: Path, split: str, mask_valid: bool | None, data: Path | None, k
     from gatrec import threads
 
     threads.configure()  # this process's share of the CPUs it may use
+    from gatrec import models
+
+    kind = export.meta.get("model")
+    stable = kind in models.names() and models.get(kind).stable_ties  # as training evaluated it
     metrics = evaluate_dataset(torch.from_numpy(export.user_emb), torch.from_numpy(export.item_emb), ds, split,
-                               item_bias=bias, mask_valid=mask, ks=cut)
+                               item_bias=bias, mask_valid=mask, ks=cut, stable_ties=stable)
     click.echo(format_table({split: metrics}, ks=sorted(set(cut))))
     report = {"split": split, "mask_valid": mask, "run": str(run_dir), "metrics": metrics,
               "data": {"path": str(data_path), "digest": ds.digest}}

@@ -134,12 +134,13 @@ def evaluate_dataset(
     ks: Sequence[int] = DEFAULT_KS,
     batch_size: int = 1024,
     progress: bool = False,
+    stable_ties: bool = False,
 ) -> dict[str, float]:
     """Evaluate on ``dataset``'s valid or test split, masking training items (and valid items at test
-    time when ``mask_valid``)."""
+    time when ``mask_valid``); ``stable_ties`` as for ``evaluate_embeddings``."""
     if split not in ("valid", "test"):
         raise ValueError(f"split must be 'valid' or 'test', not {split!r}")
     exclude = dataset.csr("valid") if (split == "test" and mask_valid) else None
     return evaluate_embeddings(user_emb, item_emb, dataset.csr("train"), dataset.csr(split),
                                item_bias=item_bias, exclude=exclude, ks=ks, batch_size=batch_size,
-                               progress=progress)
+                               progress=progress, stable_ties=stable_ties)

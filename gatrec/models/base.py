@@ -221,6 +221,10 @@ class Recommender(torch.nn.Module):
     name: ClassVar[str]
     Config: ClassVar[type[BaseModel]]
     trainable: ClassVar[bool] = True
+    # Models whose scores tie often (counts) are evaluated with ties ranked by the lower item index, the
+    # order the registry's popularity baseline and the serving top-K use; topk's order among ties is
+    # unspecified, and a popularity model would then score below the baseline it equals.
+    stable_ties: ClassVar[bool] = False
     # Training settings (TrainConfig fields) this model defaults to when the user sets none: the tuned values
     # of BENCHMARKS.md, so that a run without tuning gets the benchmark's result.
     train_defaults: ClassVar[dict[str, Any]] = {}

@@ -22,6 +22,7 @@ class Popularity(Recommender):
     name = "pop"
     Config = PopConfig
     trainable = False
+    stable_ties = True
 
     def __init__(self, n_users: int, n_items: int, config: PopConfig, graph: TrainGraph | None = None):
         super().__init__(n_users, n_items, config, graph)

@@ -45,7 +45,7 @@ def pop_baseline(run: RunFolder, data: Dataset) -> dict[str, dict[str, float]]:
     training records no baseline, so the first champion is judged against this)."""
     names = sorted({*run.metric_values("valid"), *run.metric_values("test")})
     log.info("computing the popularity baseline", data=str(data.path), metrics=",".join(names))
-    return baseline.popularity_metrics(data, names)
+    return baseline.popularity_metrics(data, names, mask_valid=bool(run.config().get("mask_valid_at_test", False)))
 
 
 def build_artifacts(run: RunFolder, data: Dataset, out: Path) -> None:

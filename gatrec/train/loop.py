@@ -72,7 +72,7 @@ def evaluate_model(model: Recommender, ds: Dataset, split: str, config: TrainCon
     model.eval()
     user_emb, item_emb = model.embeddings()
     return evaluate_dataset(user_emb, item_emb, ds, split, item_bias=model.item_bias(),
-                            mask_valid=config.mask_valid_at_test, ks=config.ks)
+                            mask_valid=config.mask_valid_at_test, ks=config.ks, stable_ties=model.stable_ties)
 
 
 def check_run_folder(out: str | Path, config: TrainConfig, *, resume: bool = True, overwrite: bool = False) -> None:
