@@ -61,8 +61,8 @@ class StepLogger:
             metrics.update({f"knn.{name}.{k}": v for k, v in graph.items()})
         t.log_metrics(metrics)
         t.log_file(Path(out) / "features.json")
-        log_items(Dataset.load(data).items, data, manifest["items_digest"],
-                  manifest.get("data_digest"))
+        log_items(Dataset.load_items(data)[0], data, manifest["items_digest"],
+                  manifest.get("data_digest"))  # the items alone: embed accepts a folder of items only
 
     def evaluated(self, split: str, metrics: Mapping[str, float], ds: Any, report: Mapping[str, Any]) -> None:
         """``eval_<split>_<metric>`` values; in a run of its own also the split as an input and the report."""
