@@ -111,9 +111,10 @@ class GATConfig(ContrastiveFields):
     content_projection: bool = Field(False, description="content attention also learns a projection of the keys")
     content_dim: int = Field(64, ge=1, description="size of the content keys (PCA of the features, or the "
                              "SVD's rank), at most dim")
-    layer_combine: Literal["mean", "attention"] = Field(
-        "mean", description="how the layer outputs 0..L make the output: their mean (LightGCN), or per-node "
-        "softmax attention over them (gatrec/models/layer_attention.py; starts exactly as the mean)")
+    layer_combine: Literal["mean", "attention", "hop_attention"] = Field(
+        "mean", description="how the layer outputs 0..L make the output: their mean (LightGCN), per-node "
+        "softmax attention over them, or hop_attention: layer 0 keeps its mean share and the attention shares "
+        "the rest among layers 1..L (gatrec/models/layer_attention.py; both start exactly as the mean)")
 
     @model_validator(mode="after")
     def _keys_have_content(self) -> GATConfig:
@@ -204,8 +205,8 @@ class GAT(Recommender):
                                             config.content_projection)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
                                     for _ in range(config.n_layers if self.content is None else 0)])
-        self.layer_attention = (LayerAttention(config.dim, config.n_layers, config.attention_detach, dev)
-                                if config.layer_combine == "attention" else None)
+        self.layer_attention = (None if config.layer_combine == "mean" else LayerAttention(
+            config.dim, config.n_layers, config.attention_detach, config.layer_combine == "hop_attention", dev))
         # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
         self.ui_graph, perm = EdgeCSR.from_edges(graph.edge_index, n)
         # Data-derived tensors are rebuilt by `build`, so they stay out of checkpoints (persistent=False).

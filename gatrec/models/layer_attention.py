@@ -14,7 +14,13 @@ depth's global preference), with separate parameters for users and for items. Bo
 computed as ``sum_l w_l h_l / sum_l w_l`` with ``w = 1`` then, in the mean's own order, so the outputs are
 equal bit for bit). The scores read the layers detached when ``detach`` is set (the GAT's
 ``attention_detach``), so, as for the neighbour attention, only the layer attention's own parameters learn
-from them. Node-local: an n × d product and ``L + 1`` row dot products, no per-edge work, so the batch-rows
+from them.
+
+Trained on the BPR loss, the attention over all layers can put each node back on its own ID embedding
+(``alpha_n0`` -> 1): that is matrix factorisation, which fits the training edges best and generalises worst.
+``fixed_ego`` keeps layer 0 at its mean share ``1 / (L + 1)`` (its weight is the mean of the others', so the
+start is still exactly the mean) and lets each node choose only how far its neighbourhood reaches: its
+softmax over layers ``1..L`` shares the rest. Node-local: an n × d product and ``L + 1`` row dot products, no per-edge work, so the batch-rows
 training path (``GAT._rows``) and the full propagation combine identically.
 """
 
@@ -30,9 +36,11 @@ _SPREAD = 40.0
 class LayerAttention(nn.Module):
     """Softmax attention of each node over its ``n_layers + 1`` layer outputs (users first, then items)."""
 
-    def __init__(self, dim: int, n_layers: int, detach: bool = True, device: torch.device | str | None = None):
+    def __init__(self, dim: int, n_layers: int, detach: bool = True, fixed_ego: bool = False,
+                 device: torch.device | str | None = None):
         super().__init__()
         self.detach = detach
+        self.fixed_ego = fixed_ego and n_layers > 0
         self.query = nn.Parameter(torch.zeros(2, dim, dim, device=device))  # W for users, items
         self.layer_query = nn.Parameter(torch.zeros(2, n_layers + 1, dim, device=device))  # a_l for users, items
 
@@ -47,9 +55,13 @@ class LayerAttention(nn.Module):
         return torch.cat(parts)
 
     def weights(self, layers: list[torch.Tensor], n_users: int) -> torch.Tensor:
-        """Unnormalised softmax weights ``exp(s - max s)`` per node and layer, (n, L + 1): all 1 at the start."""
+        """Unnormalised softmax weights ``exp(s - max s)`` per node and layer, (n, L + 1): all 1 at the start;
+        with ``fixed_ego``, layer 0's is the mean of the others' (its share stays ``1 / (L + 1)``)."""
         s = self.scores(layers, n_users)
-        return torch.exp((s - s.max(dim=1, keepdim=True).values.detach()).clamp(min=-_SPREAD))
+        if self.fixed_ego:
+            s = s[:, 1:]
+        w = torch.exp((s - s.max(dim=1, keepdim=True).values.detach()).clamp(min=-_SPREAD))
+        return torch.cat([w.mean(dim=1, keepdim=True), w], dim=1) if self.fixed_ego else w
 
     def alpha(self, layers: list[torch.Tensor], n_users: int) -> torch.Tensor:
         """The attention ``alpha_nl`` (rows sum to 1)."""

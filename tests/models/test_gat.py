@@ -85,7 +85,9 @@ def test_forward_backward_reaches_embeddings_features_and_attention(data_with_te
                                      "attention_detach": False},
                                     {"layer_combine": "attention", "n_layers": 0, "features": "text"},
                                     {"layer_combine": "attention", "attention_keys": "interactions",
-                                     "content_dim": 4}])
+                                     "content_dim": 4},
+                                    {"layer_combine": "hop_attention", "features": "text", "knn_k": 5},
+                                    {"layer_combine": "hop_attention", "n_layers": 1}])
 def test_loss_at_the_batch_rows_equals_the_full_computation(data_with_text: Path, params: dict) -> None:
     model = build(data_with_text, dim=8, feature_gate=False, **params)
     with torch.no_grad():  # non-uniform attention (over neighbours and over layers)

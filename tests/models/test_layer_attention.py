@@ -27,13 +27,14 @@ def data_with_text(tmp_path_factory: pytest.TempPathFactory) -> Path:
 BATCH = torch.tensor([0, 1, 2, 2, 5]), torch.tensor([3, 4, 5, 3, 9]), torch.tensor([6, 7, 8, 4, 3])
 
 
+@pytest.mark.parametrize("combine", ["attention", "hop_attention"])
 @pytest.mark.parametrize("params", [{"features": "text", "knn_k": 5}, {"n_layers": 4, "knn_source": "none"},
                                     {"n_layers": 0, "knn_source": "none"},
                                     {"attention_keys": "interactions", "content_dim": 4, "knn_source": "none"}])
-def test_starts_exactly_as_the_mean_combined_model(data_with_text: Path, params: dict) -> None:
+def test_starts_exactly_as_the_mean_combined_model(data_with_text: Path, params: dict, combine: str) -> None:
     """Zero-initialised scores: every alpha is 1/(L+1) and outputs, loss and gradients equal the mean's."""
     mean = build(data_with_text, dim=8, **params)
-    att = build(data_with_text, dim=8, layer_combine="attention", **params)
+    att = build(data_with_text, dim=8, layer_combine=combine, **params)
     assert mean.layer_attention is None and att.layer_attention is not None
     with torch.no_grad():  # non-uniform neighbour attention: only the combination over layers differs
         for a, b in zip(mean.attention_parameters(), att.attention_parameters(), strict=True):
@@ -84,6 +85,23 @@ def test_each_node_gets_its_own_softmax_over_its_layers() -> None:
     want = torch.softmax(s, dim=1)
     torch.testing.assert_close(alpha, want)
     torch.testing.assert_close(la(layers, n_users), sum(want[:, i:i + 1] * h for i, h in enumerate(layers)))
+
+
+def test_fixed_ego_keeps_layer_zero_at_its_mean_share() -> None:
+    torch.manual_seed(0)
+    n_users, n, d, n_layers = 3, 7, 5, 3
+    layers = [torch.randn(n, d) for _ in range(n_layers + 1)]
+    free, fixed = LayerAttention(d, n_layers), LayerAttention(d, n_layers, fixed_ego=True)
+    with torch.no_grad():
+        free.query.normal_()
+        free.layer_query.normal_()
+        fixed.load_state_dict(free.state_dict())
+    alpha = fixed.alpha(layers, n_users)
+    torch.testing.assert_close(alpha[:, 0], torch.full((n,), 1 / (n_layers + 1)))
+    # the rest: the same scores' softmax over layers 1..L, scaled to L/(L+1)
+    want = torch.softmax(free.scores(layers, n_users)[:, 1:], dim=1) * n_layers / (n_layers + 1)
+    torch.testing.assert_close(alpha[:, 1:], want)
+    assert not torch.allclose(free.alpha(layers, n_users)[:, 0], alpha[:, 0])
 
 
 def test_detached_scores_pass_no_gradient_to_the_layers() -> None:
