@@ -108,10 +108,12 @@ def record(key: str, entry: dict[str, Any], protocol: dict[str, Any]) -> None:
     file, so exploration runs (``--configs bench/quality_explore.yaml``) are recorded beside it, apart."""
     with _locked():
         payload = load_results()
-        payload["runs"][key] = {**entry, "configs_file": protocol["configs_file"]}
+        here = machine()
+        payload["runs"][key] = {**entry, "configs_file": protocol["configs_file"], "machine": here}
         if protocol["configs_file"] == str(DEFAULT_CONFIGS.relative_to(REPO)):
+            # The header's machine is the protocol runs' one: exploration runs elsewhere keep theirs per run.
             payload["protocol"] = protocol
-        payload["machine"] = machine()
+            payload["machine"] = here
         payload["summary"] = summarise(payload["runs"])
         _write(payload)
 

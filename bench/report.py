@@ -157,6 +157,17 @@ def _dataset_rank(name: str) -> tuple[int, str]:
     return (order.index(name) if name in order else len(order), name)
 
 
+def _other_machines(rows: list[dict[str, Any]], runs: dict[str, Any]) -> list[str]:
+    """A line naming the variants that ran on another machine than the header's (s/epoch not comparable)."""
+    where: dict[str, list[str]] = {}
+    for r in rows:
+        m = runs.get(f"{r['dataset']}/{r['variant']}/{r['seeds'][0]}", {}).get("machine")
+        if m:
+            where.setdefault(f"{m.get('cpu')}, {str(m.get('date'))[:10]}", []).append(r["variant"])
+    return [f"Run on {place}: {', '.join(sorted(set(v)))} (their s/epoch are not comparable with the rest)."
+            for place, v in where.items()] + ([""] if where else [])
+
+
 def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, float]) -> list[str]:
     """Runs outside the protocol's variants (``bench/quality_explore.yaml``): how the GAT defaults were chosen."""
     if not rows:
@@ -164,10 +175,11 @@ def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, 
     lines = [
         "### Exploration behind the GAT defaults",
         "",
-        "Single-seed runs selected on valid NDCG@20 (same protocol and machine; configs in "
-        "`bench/quality_explore.yaml`, each run's full config in `bench/results/quality.json`). Settings: the "
-        "run's model parameters that differ from today's `GATConfig` defaults.",
+        "Runs selected on valid NDCG@20 (same protocol; configs in `bench/quality_explore.yaml`, each run's "
+        "full config in `bench/results/quality.json`). Settings: the run's model parameters that differ from "
+        "today's `GATConfig` defaults.",
         "",
+        *_other_machines(rows, runs),
         "| dataset | variant | seeds | valid N@20 | test N@20 | best epoch | train s/epoch | N@20 / LightGCN | settings |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
