@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, write_result  # noqa: E402
+from common import REPO, timed, write_result  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from gatrec.serve.topk import Catalogue, Query  # noqa: E402
@@ -190,13 +190,7 @@ def product_paths(cat: Catalogue, batches: tuple[int, ...] = (1, 4, 8, 16, 32, 6
         return (np.repeat(rows, 2, axis=0) @ cat.item_emb.T)[:1] if rows.shape[0] == 1 else rows @ cat.item_emb.T
 
     def median_ms(fn: Any) -> float:
-        fn()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return round(float(np.median(times)) * 1e3, 3)
+        return round(timed(fn, repeat=reps)["median_s"] * 1e3, 3)
 
     threadpoolctl.threadpool_limits(1, user_api="blas")
     rows = cat.user_emb[:max(batches)]
