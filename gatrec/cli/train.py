@@ -183,7 +183,8 @@ def command(data: Path, model: str | None, config_file: Path | None, epochs: int
     click.echo(f"best epoch {result['best_epoch']} of {result['epochs_run']}"
                + (f", {spe:.2f} s/epoch" if spe else "") + f"; run folder {out}")
     if register:
-        from gatrec.registry.register import CANDIDATE_ALIAS, register_run
+        from gatrec.registry.names import CANDIDATE_ALIAS
+        from gatrec.registry.register import register_run
         from gatrec.tracking.mlflow_log import tracking_errors
 
         with tracking_errors("the run is trained; retry with `gatrec register --run RUNDIR`"):

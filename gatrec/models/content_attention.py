@@ -25,7 +25,7 @@ softmax by PyG's ``softmax``, the sum by a CSR matmul (``gatrec.models.sparse.sp
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,10 +33,11 @@ import scipy.sparse.linalg as spla
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import TransformerConv
-from torch_geometric.utils import softmax
 
 from gatrec.models.sparse import EdgeCSR, spmm
+
+if TYPE_CHECKING:  # PyG is imported where a layer runs (gatrec/models/gat.py says why)
+    from torch_geometric.nn import TransformerConv
 
 KeySource = Literal["features", "interactions"]
 
@@ -138,6 +139,8 @@ class ContentAttention(nn.Module):
         when already computed (it is the same for every layer)."""
         sim = self.similarity(graph) if similarity is None else similarity
         target, source = graph.edge_index[1], graph.edge_index[0]
+        from torch_geometric.utils import softmax
+
         alpha = softmax(self.temperature[i] * sim, target, num_nodes=graph.n)
         inv_sqrt = degree.clamp(min=1).rsqrt().view(-1)
         # (D^1/2 A D^-1/2)_rc = alpha_rc sqrt(d_r / d_c): with uniform alpha = 1/d_r, LightGCN's 1/sqrt(d_r d_c)
@@ -159,6 +162,8 @@ class ContentAttention(nn.Module):
         k = self.keys.shape[1]
         if k > dim:
             raise ValueError(f"content keys ({k}) wider than the layer ({dim})")
+        from torch_geometric.nn import TransformerConv
+
         conv = TransformerConv(k + dim, dim, heads=1, root_weight=False, bias=False)
         conv.lin_query = _KeyMap(self, k, dim, lambda: self.temperature[i] * math.sqrt(dim))
         conv.lin_key = _KeyMap(self, k, dim, lambda: 1.0)

@@ -16,11 +16,15 @@ per-edge softmax). The figures are in BENCHMARKS.md (Training speed; Design note
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from torch_geometric.nn import GATConv, GATv2Conv
 
 from gatrec.models.sparse import EdgeCSR, block_spmm, spmm
+
+if TYPE_CHECKING:  # PyG is imported where a layer runs (gatrec/models/gat.py says why)
+    from torch_geometric.nn import GATConv, GATv2Conv
 
 
 class Tile(nn.Module):
@@ -61,6 +65,8 @@ def attend_and_gather(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR
     (len(rows), d), which the node-attention path computes from those rows' edges alone. Also returns
     ``x[gather]`` (empty when None), whose gradient the node-attention path adds into ``x``'s in place.
     """
+    from torch_geometric.nn import GATv2Conv
+
     lin = conv.lin_l if isinstance(conv, GATv2Conv) else conv.lin
     if (not isinstance(lin, Tile) or conv.concat or conv.add_self_loops or conv.bias is not None
             or getattr(conv, "res", None) is not None):
@@ -128,6 +134,8 @@ def logits(x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
 
 def is_node_attention(conv: GATConv | GATv2Conv, edge_attr: torch.Tensor | None = None) -> bool:
     """Whether ``conv``'s attention reduces to a weight per neighbour (``_node_attention`` computes it)."""
+    from torch_geometric.nn import GATConv
+
     return (isinstance(conv, GATConv) and conv.negative_slope == 1.0 and edge_attr is None
             and (conv.dropout == 0 or not conv.training))
 

@@ -20,8 +20,8 @@ from gatrec.registry import audit
 from gatrec.registry.audit import AuditRecord
 from gatrec.registry.gate import Decision, VersionFacts, evaluate, metric_tag
 from gatrec.registry.lock import PromotionLock
+from gatrec.registry.names import CHAMPION_ALIAS, model_name
 from gatrec.registry.policy import Policy, load_policy
-from gatrec.registry.register import CHAMPION_ALIAS, model_name
 
 log = gatrec.log.get(__name__)
 

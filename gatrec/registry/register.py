@@ -19,6 +19,7 @@ import gatrec.log
 from gatrec.errors import DataError, GatrecError
 from gatrec.registry import pyfunc
 from gatrec.registry.gate import BASELINE_PREFIX, metric_tag
+from gatrec.registry.names import CANDIDATE_ALIAS, model_name
 from gatrec.registry.package import SIGNATURE, build_artifacts, input_example, load_run, pop_baseline
 from gatrec.tracking import metric_key
 from gatrec.tracking.mlflow_log import get_or_create_experiment
@@ -26,15 +27,9 @@ from gatrec.train.export import RunFolder
 
 log = gatrec.log.get(__name__)
 
-DEFAULT_MODEL_NAME = "gatrec"
-CANDIDATE_ALIAS, CHAMPION_ALIAS = "candidate", "champion"
 REGISTER_EXPERIMENT = "gatrec"
 PYFUNC_FILE = Path(pyfunc.__file__).resolve()
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def model_name(name: str | None = None) -> str:
-    return name or os.environ.get("GATREC_MODEL_NAME") or DEFAULT_MODEL_NAME
 
 
 def _fetch_run(client: MlflowClient, run_id: str, dest: Path) -> Path:

@@ -27,9 +27,9 @@ from mlflow.webhooks.constants import (
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import gatrec.log
+from gatrec.registry.names import CHAMPION_ALIAS
 from gatrec.registry.policy import Policy
 from gatrec.registry.reconcile import reconcile_alias
-from gatrec.registry.register import CHAMPION_ALIAS
 
 log = gatrec.log.get(__name__)
 
