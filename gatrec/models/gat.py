@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from pydantic import ConfigDict, Field, model_validator
 from torch import nn
 from torch.nn.utils import parametrize
-from torch_geometric.nn import GATConv, GATv2Conv
 
 from gatrec import log as glog
 from gatrec.errors import DataError
@@ -58,6 +57,11 @@ from gatrec.models.sparse import EdgeCSR, spmm
 from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
 
 if TYPE_CHECKING:
+    # PyG is imported where a layer is built or run, not here: importing torch_geometric loads its datasets
+    # and LLM modules (seconds of CPU), and the CLI reads this module's config without building a layer
+    # (`train --help`, config checks, eval, sweeps' spaces). tests/models/test_gat.py keeps it that way.
+    from torch_geometric.nn import GATConv, GATv2Conv
+
     from gatrec.data.dataset import Dataset
 
 log = glog.get(__name__)
@@ -100,6 +104,10 @@ class GATConfig(ContrastiveFields):
     knn_k: int = Field(20, ge=1, description="neighbours per item in the item-item graph (embed builds 20)")
     knn_weight: float = Field(1.0, ge=0, description="weight of the item-item propagation (0 = off)")
     knn_attention: bool = Field(True, description="attention over kNN neighbours (else cosine weights)")
+    attention_on: Literal["both", "user_item", "item_item"] = Field(
+        "both", description="the graphs whose attention is learned; on the other its attention vectors stay at "
+        "0 (uniform weights, as in the uniform-attention control), and a frozen user-item attention ignores "
+        "ratings, as the control's does")
     features_dir: str | None = Field(None, description="`gatrec embed` output; None = DATA/features")
     use_ratings: bool = Field(True, description="normalised ratings weight the attention, where present")
     attention_keys: Literal["embeddings", "features", "interactions"] = Field(
@@ -122,6 +130,8 @@ class GATConfig(ContrastiveFields):
             raise ValueError("attention_keys=features needs item features (features=text, image or fused)")
         if self.cl_weight > 0 and self.attention_keys != "embeddings":
             raise ValueError("the contrastive term (cl_weight > 0) needs attention_keys=embeddings")
+        if self.attention_on != "both" and self.attention_keys != "embeddings":
+            raise ValueError("attention_on=user_item or item_item needs attention_keys=embeddings")
         return self
 
     def resolved_knn_source(self) -> str:
@@ -148,8 +158,11 @@ class _Scale(nn.Module):
         return raw * self.scale
 
 
-def attention_conv(config: GATConfig, edge_dim: int | None = None) -> GATConv | GATv2Conv:
-    """A GATConv/GATv2Conv that starts as mean aggregation and learns attention at a damped rate."""
+def attention_conv(config: GATConfig, edge_dim: int | None = None, learn: bool = True) -> GATConv | GATv2Conv:
+    """A GATConv/GATv2Conv that starts as mean aggregation and learns attention at a damped rate (with
+    ``learn=False`` its attention vectors stay at 0: mean aggregation throughout)."""
+    from torch_geometric.nn import GATConv, GATv2Conv
+
     d, heads = config.dim, config.heads
     common = dict(heads=heads, concat=False, add_self_loops=False, bias=False,
                   dropout=config.attention_dropout, edge_dim=edge_dim, negative_slope=config.negative_slope)
@@ -166,7 +179,10 @@ def attention_conv(config: GATConfig, edge_dim: int | None = None) -> GATConv | 
         names = ["att"]
     for name in names:
         nn.init.zeros_(getattr(conv, name))  # uniform attention at the start
-        parametrize.register_parametrization(conv, name, _Scale(config.attention_scale))
+        if learn:
+            parametrize.register_parametrization(conv, name, _Scale(config.attention_scale))
+        else:
+            getattr(conv, name).requires_grad_(False)
     return conv
 
 
@@ -190,6 +206,9 @@ class GAT(Recommender):
                              f"{'not ' * (features is None)}given")
         self.graph = graph
         dev = graph.edge_index.device
+        learn_ui, learn_knn = config.attention_on != "item_item", config.attention_on != "user_item"
+        if not learn_ui:
+            ratings = None  # ratings enter the attention logits only
         n = n_users + n_items
         self.edge_dropout = config.resolved_edge_dropout()
         emb = torch.empty(n, config.dim, device=dev)
@@ -203,7 +222,7 @@ class GAT(Recommender):
             content = content.to(dev)
             self.content = ContentAttention(content, config.n_layers, config.content_rate,
                                             config.content_projection)
-        self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1)
+        self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1, learn_ui)
                                     for _ in range(config.n_layers if self.content is None else 0)])
         self.layer_attention = (None if config.layer_combine == "mean" else LayerAttention(
             config.dim, config.n_layers, config.attention_detach, config.layer_combine == "hop_attention", dev))
@@ -229,7 +248,7 @@ class GAT(Recommender):
             self.knn_graph, perm = EdgeCSR.from_edges(index, n_items)
             if config.knn_attention:
                 if content is None:
-                    self.knn_conv = attention_conv(config)
+                    self.knn_conv = attention_conv(config, learn=learn_knn)
                 else:
                     self.knn_content = ContentAttention(content[n_users:], 1, config.content_rate,
                                                         config.content_projection)
@@ -258,7 +277,7 @@ class GAT(Recommender):
             except DataError as exc:
                 raise DataError(f"{what} {hint}: {exc}") from None
         ratings = None
-        if config.use_ratings and "rating" in dataset.train.columns:
+        if config.use_ratings and config.attention_on != "item_item" and "rating" in dataset.train.columns:
             ratings = edge_ratings(dataset, graph)
         content = None
         if config.attention_keys != "embeddings":

@@ -87,7 +87,9 @@ def test_forward_backward_reaches_embeddings_features_and_attention(data_with_te
                                     {"layer_combine": "attention", "attention_keys": "interactions",
                                      "content_dim": 4},
                                     {"layer_combine": "hop_attention", "features": "text", "knn_k": 5},
-                                    {"layer_combine": "hop_attention", "n_layers": 1}])
+                                    {"layer_combine": "hop_attention", "n_layers": 1},
+                                    {"attention_on": "item_item", "features": "text", "knn_k": 5},
+                                    {"attention_on": "user_item", "features": "text", "knn_k": 5}])
 def test_loss_at_the_batch_rows_equals_the_full_computation(data_with_text: Path, params: dict) -> None:
     model = build(data_with_text, dim=8, feature_gate=False, **params)
     with torch.no_grad():  # non-uniform attention (over neighbours and over layers)
@@ -133,6 +135,41 @@ def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tm
     assert all(a.abs().max() > 1e-3 for a in model.attention_parameters())  # attention was learned
     emb = np.load(tmp_path / "gat" / "model" / "item_embeddings.npy")
     assert emb.shape == (48, 16) and np.isfinite(emb).all()
+
+
+@pytest.mark.parametrize("attention_on", ["item_item", "user_item"])
+def test_attention_on_one_graph_keeps_the_other_uniform(tmp_path: Path, attention_on: str) -> None:
+    """The frozen graph propagates exactly as the uniform-attention control does, whatever the learned
+    graph's attention is, and only the learned graph's attention vectors are parameters."""
+    data = write_dataset(tmp_path / "rated", ratings=True)
+    write_features(data, n_clusters=N_CLUSTERS, k=5)
+    params = {"dim": 8, "features": "text", "knn_k": 5, "feature_gate": False, "edge_dropout": 0.0}
+    model = build(data, attention_on=attention_on, **params)
+    control = build(data, attention_scale=1e-9, **params)  # the protocol's uniform control
+    with torch.no_grad():
+        control.load_state_dict(model.state_dict(), strict=False)
+    learned = model.attention_parameters()
+    # item_item: the kNN layer's a_src; user_item: a_src and a_edge (the ratings) of both user-item layers
+    assert len(learned) == (1 if attention_on == "item_item" else 4)
+    assert all(p.requires_grad for p in learned)
+    frozen = [p for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen and all(float(p.abs().max()) == 0 for p in frozen)
+    if attention_on == "item_item":
+        assert model.edge_attr is None  # ratings enter only the attention logits
+    with torch.no_grad():
+        for a in learned:
+            a.normal_(0.0, 100.0)
+    model.eval(), control.eval()
+    users, items = model.embeddings()
+    c_users, c_items = control.embeddings()
+    if attention_on == "item_item":  # users see only the user-item graph: uniform, exactly the control's
+        torch.testing.assert_close(users, c_users)
+    else:  # items get kNN propagation with uniform weights: the item-item part equals the control's
+        torch.testing.assert_close(model._knn(None), control._knn(None))
+    assert (items - c_items).abs().max() > 1e-3  # the learned graph's attention is in use
+    loss, _ = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
+    loss.backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in learned)
 
 
 def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
@@ -225,3 +262,17 @@ def test_init_std_draws_normal_id_embeddings(data: Path) -> None:
     normal = build(data, dim=64, init_std=0.1).embedding.detach()
     assert abs(float(normal.std()) - 0.1) < 0.01
     assert float(xavier.abs().max()) <= (6 / sum(xavier.shape)) ** 0.5  # Xavier uniform's bound
+
+
+def test_reading_the_model_config_does_not_import_pyg() -> None:
+    """The CLI validates configs and prints `train --help` from this module without building a layer; PyG's
+    package import alone costs seconds on every such command, so it waits until a layer is built."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gatrec.train.config import TrainConfig; "
+            "TrainConfig(model='gat', model_params={'features': 'text'}).model_hparams(); "
+            "import gatrec.models.content_attention, gatrec.models.layer_attention; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch_geometric'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
