@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,24 @@ def write_run(run: Path, data: Path, *, ndcg: float, recall: float, model: str =
         metrics["mlflow_run_id"] = mlflow_run_id
     folder.write_metrics(metrics)
     return folder.path
+
+
+def make_dataset(root: Path, *, digest: str, split: str = "user-temporal", n_users: int = 80,
+                 n_items: int = 120, per_user: int = 10, seed: int = 0) -> Path:
+    """The test kit's prepared dataset (tests/kit.py), one per (digest, split) under ``root``: popularity
+    only (no taste clusters), ids ``U000`` / ``I000``, the manifest's digest the label ``digest``."""
+    path = root / f"data-{digest}-{split}"
+    if (path / "manifest.json").exists():
+        return path
+    return write_prepared(path, n_users=n_users, n_items=n_items, per_user=per_user, n_clusters=1, seed=seed,
+                          split=split, digest=digest, ids=("U{:03d}", "I{:03d}"))
+
+
+def make_run_dir(root: Path, *, ndcg: float, recall: float, digest: str = "d1", split: str = "user-temporal",
+                 seed: int = 0, **kwargs) -> Path:
+    """A ``gatrec train`` run folder (tests/kit.py ``write_run``: random embeddings, the given declared
+    metrics) on :func:`make_dataset`'s data; ``kwargs``: ``model``, ``dim``, ``bias``, ``extra_metrics``,
+    ``mlflow_run_id``."""
+    data = make_dataset(root, digest=digest, split=split)
+    run = root / f"run-{uuid.uuid4().hex[:8]}"
+    return write_run(run, data, ndcg=ndcg, recall=recall, seed=seed, **kwargs)

@@ -4,8 +4,9 @@ for one champion).
 
 The commands are read from README.md, so the test breaks when the README drifts. Reduced so that it fits
 in about two minutes of CPU: the office input is replaced by a small synthetic dataset of another seed
-(text, no images), trainings get `--epochs 40`; the make-main path is reduced to its registry effect
-(synthetic data → prepare → train → register under the default name → promote).
+(text, no images), trainings get `--epochs 40`; the make-main path is reduced to its registry effect, a
+champion of another dataset under the default name, made in-process through the registry's own functions
+(the commands themselves are covered by tests/registry and tests/workflow).
 """
 
 from __future__ import annotations
@@ -52,24 +53,26 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
     return proc
 
 
-def test_readme_session_runs_as_written_after_main(tmp_path):
+def test_readme_session_runs_as_written_after_main(tmp_path, monkeypatch):
+    from gatrec.registry.promote import promote
+    from gatrec.registry.register import register_run
+    from tests.kit import write_prepared, write_run
+
     commands = session_commands()
     assert [c[1] for c in commands] == ["prepare", "embed", "train", "train", "eval", "register", "promote"]
     assert any(REAL_INPUT in c for c in commands)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GATREC_"))}
     env.update({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "OMP_NUM_THREADS": "1"})
 
-    # The make-main path's registry effect: a champion of the synthetic dataset under the default name.
-    small = ["--users", "120", "--items", "60", "--interactions", "1500", "--clusters", "4", "--no-images"]
-    run([GATREC, "synth", "--out", "work/raw", *small], tmp_path, env)
-    run([GATREC, "prepare", "--input", "work/raw", "--out", "work/data"], tmp_path, env)
-    run([GATREC, "train", "--data", "work/data", "--model", "lightgcn", "--epochs", str(EPOCHS),
-         "--out", "work/runs/lightgcn"], tmp_path, env)
-    run([GATREC, "register", "--run", "work/runs/lightgcn"], tmp_path, env)
-    run([GATREC, "promote", "--version", "candidate"], tmp_path, env)
+    # The make-main path's registry effect: a champion of another (synthetic) dataset under the default name.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    main_data = write_prepared(tmp_path / "work" / "data", n_users=80, n_items=40)
+    register_run(write_run(tmp_path / "work" / "runs" / "mf", main_data, ndcg=0.9, recall=0.9), "gatrec")
+    assert promote("candidate", "gatrec").passed
 
     # Another dataset standing in for office, then the README's session exactly in its order.
     raw = tmp_path / "office-raw"
+    small = ["--users", "120", "--items", "60", "--interactions", "1500", "--clusters", "4", "--no-images"]
     run([GATREC, "synth", "--out", str(raw), *small, "--seed", "7"], tmp_path, env)
     for words in commands:
         proc = run(reduced(words, raw), tmp_path, env)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import requests
+
+from tests.servers import free_port, stop_group, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -179,12 +179,6 @@ def no_adc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Emulator:
     host: str
@@ -204,36 +198,10 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]
                                 env={**os.environ, "STORAGE_BASE": str(root), "STORAGE_DIR": "data"})
     host = f"http://127.0.0.1:{port}"
     try:
-        wait_up(f"{host}/storage/v1/b", proc, log, timeout=60)
+        wait_http(f"{host}/storage/v1/b", 60, proc, log)
         yield Emulator(host, root)
     finally:
-        stop(proc)
-
-
-def wait_up(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Until ``url`` answers 200 (the process's log tail in the error if it exits or times out)."""
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"{url} did not come up\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
-    """Stop a process started with start_new_session=True, and its children."""
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_group(proc)
 
 
 @pytest.fixture

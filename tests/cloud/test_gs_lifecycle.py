@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VENV_BIN, free_port, stop, wait_up
+from conftest import REPO, VENV_BIN
 
 from gatrec.cloud import storage
+from tests.servers import free_port, stop_group, wait_http
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +32,10 @@ def gs_mlflow(bucket: str, tmp_path: Path) -> Iterator[str]:
                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_up(f"{url}/health", proc, log, timeout=120)
+        wait_http(f"{url}/health", 120, proc, log)
         yield url
     finally:
-        stop(proc, timeout=3)  # nothing to flush: the store is thrown away
+        stop_group(proc, timeout=3)  # nothing to flush: the store is thrown away
 
 
 def gatrec(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

@@ -9,11 +9,9 @@ or BentoML settings. The built Bento is served by ``bentoml serve`` on a free 12
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,24 +22,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.kit import make_run_dir
+from tests.servers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT = 90
 MODEL_NAME = "gatrec-serve-test"
-
-
-def _registry_kit():
-    """The registry tests' run-folder factory (tests/registry/conftest.py), loaded by path."""
-    spec = importlib.util.spec_from_file_location("gatrec_registry_test_kit", REPO / "tests/registry/conftest.py")
-    module = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180) -> str:
@@ -77,7 +64,7 @@ class Champion:
 @pytest.fixture(scope="session")
 def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     work = tmp_path_factory.mktemp("serve")
-    run = _registry_kit().make_run_dir(work, ndcg=0.6, recall=0.7, bias=True, seed=3)
+    run = make_run_dir(work, ndcg=0.6, recall=0.7, bias=True, seed=3)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "BENTOML_HOME": str(work / "bentoml"),
            "BENTOML_DO_NOT_TRACK": "true", "GATREC_NO_MLFLOW": "1", "OMP_NUM_THREADS": "1",

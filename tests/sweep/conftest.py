@@ -1,10 +1,9 @@
 """Fixtures for the sweep tests: a tiny prepared dataset (synthesised, then `prepare`d), small space files,
-the private PostgreSQL cluster and the real ``mlflow server`` of the registry tests, and a runner for the
-``gatrec`` CLI as a separate process."""
+a runner for the ``gatrec`` CLI as a separate process (the PostgreSQL cluster and the ``mlflow server``
+come from tests/servers.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,13 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-# The registry tests' cluster and server fixtures, shared rather than copied (they are self-contained).
-_spec = importlib.util.spec_from_file_location("_registry_fixtures",
-                                               Path(__file__).resolve().parents[1] / "registry" / "conftest.py")
-_registry = sys.modules.setdefault("_registry_fixtures", importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(_registry)
-postgres_url, mlflow_server, spawn = _registry.postgres_url, _registry.mlflow_server, _registry.spawn
-stop_group = _registry.stop_group_fixture
 VENV_BIN = Path(sys.executable).parent
 
 
