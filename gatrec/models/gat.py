@@ -52,6 +52,7 @@ from gatrec.models.base import (
 )
 from gatrec.models.content_attention import ContentAttention, content_keys
 from gatrec.models.contrastive import ContrastiveFields, add_contrastive, perturb
+from gatrec.models.intent_attention import intent_layer
 from gatrec.models.layer_attention import LayerAttention
 from gatrec.models.sparse import EdgeCSR, spmm
 from gatrec.models.sparse_attention import Tile, attend, attend_and_gather
@@ -80,7 +81,13 @@ class GATConfig(ContrastiveFields):
     dim: int = Field(128, ge=1, description="embedding (= hidden) size")
     n_layers: int = Field(2, ge=0, description="attention layers over the user-item graph")
     heads: int = Field(1, ge=1, description="attention heads per layer (averaged, so the size stays dim)")
-    conv: Literal["gat", "gatv2"] = Field("gat", description="torch_geometric GATConv or GATv2Conv")
+    conv: Literal["gat", "gatv2", "intents"] = Field(
+        "gat", description="user-item layers: torch_geometric GATConv or GATv2Conv, or intents: DGCF-style "
+        "routing of each edge among latent intents (gatrec/models/intent_attention.py; the kNN layer stays a "
+        "GATConv)")
+    intents: int = Field(4, ge=1, description="conv=intents: latent intents (dim must be a multiple)")
+    intent_temperature: float = Field(1.0, ge=0, description="conv=intents: scale of the edge-intent "
+                                      "affinities (0 = uniform shares: LightGCN's propagation)")
     attention_scale: float = Field(0.01, gt=0, le=1, description="learning-rate factor of attention vectors")
     negative_slope: float = Field(
         1.0, ge=0, le=1, description="GATConv's LeakyReLU slope on the logits; 1 = linear: attention is then "
@@ -128,8 +135,11 @@ class GATConfig(ContrastiveFields):
     def _keys_have_content(self) -> GATConfig:
         if self.attention_keys == "features" and self.features == "none":
             raise ValueError("attention_keys=features needs item features (features=text, image or fused)")
-        if self.cl_weight > 0 and self.attention_keys != "embeddings":
-            raise ValueError("the contrastive term (cl_weight > 0) needs attention_keys=embeddings")
+        if self.cl_weight > 0 and (self.attention_keys != "embeddings" or self.conv == "intents"):
+            raise ValueError("the contrastive term (cl_weight > 0) needs attention_keys=embeddings and GATConv "
+                             "or GATv2Conv layers")
+        if self.conv == "intents" and (self.dim % self.intents or self.attention_keys != "embeddings"):
+            raise ValueError("conv=intents needs dim a multiple of intents and attention_keys=embeddings")
         if self.attention_on != "both" and self.attention_keys != "embeddings":
             raise ValueError("attention_on=user_item or item_item needs attention_keys=embeddings")
         return self
@@ -164,9 +174,10 @@ def attention_conv(config: GATConfig, edge_dim: int | None = None, learn: bool =
     from torch_geometric.nn import GATConv, GATv2Conv
 
     d, heads = config.dim, config.heads
+    conv_kind = "gat" if config.conv == "intents" else config.conv  # the kNN layer of an intents model
     common = dict(heads=heads, concat=False, add_self_loops=False, bias=False,
                   dropout=config.attention_dropout, edge_dim=edge_dim, negative_slope=config.negative_slope)
-    if config.conv == "gat":
+    if conv_kind == "gat":
         conv: GATConv | GATv2Conv = GATConv(d, d, **common)
         conv.lin = Tile(heads)
         names = ["att_src", "att_dst"] + (["att_edge"] if edge_dim is not None else [])
@@ -207,8 +218,9 @@ class GAT(Recommender):
         self.graph = graph
         dev = graph.edge_index.device
         learn_ui, learn_knn = config.attention_on != "item_item", config.attention_on != "user_item"
-        if not learn_ui:
-            ratings = None  # ratings enter the attention logits only
+        self.intents = config.conv == "intents"
+        if not learn_ui or self.intents:
+            ratings = None  # ratings enter GATConv's attention logits only
         n = n_users + n_items
         self.edge_dropout = config.resolved_edge_dropout()
         emb = torch.empty(n, config.dim, device=dev)
@@ -223,7 +235,8 @@ class GAT(Recommender):
             self.content = ContentAttention(content, config.n_layers, config.content_rate,
                                             config.content_projection)
         self.convs = nn.ModuleList([attention_conv(config, None if ratings is None else 1, learn_ui)
-                                    for _ in range(config.n_layers if self.content is None else 0)])
+                                    for _ in range(0 if self.content is not None or self.intents
+                                                   else config.n_layers)])
         self.layer_attention = (None if config.layer_combine == "mean" else LayerAttention(
             config.dim, config.n_layers, config.attention_detach, config.layer_combine == "hop_attention", dev))
         # The full user-item graph in CSR order (attention is summed by a sparse matmul: sparse_attention.py).
@@ -277,7 +290,8 @@ class GAT(Recommender):
             except DataError as exc:
                 raise DataError(f"{what} {hint}: {exc}") from None
         ratings = None
-        if config.use_ratings and config.attention_on != "item_item" and "rating" in dataset.train.columns:
+        if (config.use_ratings and config.attention_on != "item_item" and config.conv != "intents"
+                and "rating" in dataset.train.columns):
             ratings = edge_ratings(dataset, graph)
         content = None
         if config.attention_keys != "embeddings":
@@ -326,6 +340,11 @@ class GAT(Recommender):
         """The outputs of layers 1..L over the whole graph, one at a time (each the next one's input)."""
         if self.content is not None:
             yield from self.content.propagate(x, graph, degree)
+        if self.intents:
+            t = self.config.intent_temperature if self.config.attention_on != "item_item" else 0.0
+            for _ in range(self.config.n_layers):
+                x = intent_layer(x, graph, self.config.intents, t, self.config.attention_detach)
+                yield x
         for conv in self.convs:
             # D^1/2 softmax-mean(D^-1/2 x) = D^-1/2 A D^-1/2 x while attention is uniform (LightGCN).
             x = attend(conv, x, graph, edge_attr, degree, self.config.attention_detach)
@@ -339,7 +358,7 @@ class GAT(Recommender):
 
     def _rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """``propagate_rows`` and every user-item layer's output at ``rows`` (layer 0 first)."""
-        if self.content is not None:  # the full propagation, then its rows (content attention computes all)
+        if self.content is not None or self.intents:  # the full propagation, then its rows (both compute all)
             users, items = self.propagate()
             return torch.cat([users, items]).index_select(0, rows), gather_rows(self.embedding, rows), []
         x = self.ego()

@@ -89,7 +89,8 @@ def test_forward_backward_reaches_embeddings_features_and_attention(data_with_te
                                     {"layer_combine": "hop_attention", "features": "text", "knn_k": 5},
                                     {"layer_combine": "hop_attention", "n_layers": 1},
                                     {"attention_on": "item_item", "features": "text", "knn_k": 5},
-                                    {"attention_on": "user_item", "features": "text", "knn_k": 5}])
+                                    {"attention_on": "user_item", "features": "text", "knn_k": 5},
+                                    {"conv": "intents", "intents": 2, "features": "text", "knn_k": 5}])
 def test_loss_at_the_batch_rows_equals_the_full_computation(data_with_text: Path, params: dict) -> None:
     model = build(data_with_text, dim=8, feature_gate=False, **params)
     with torch.no_grad():  # non-uniform attention (over neighbours and over layers)
@@ -120,6 +121,21 @@ def test_starts_as_lightgcn_and_attention_changes_the_output(data: Path) -> None
             a.normal_(0.0, 1000.0)  # raw values get scaled by attention_scale and see D^-1/2 x
         u1, _ = gat.embeddings()
     assert (u1 - u0).abs().max() > 0.1 * u0.abs().max()
+
+
+def test_intent_routing_at_temperature_zero_is_lightgcn_and_routes_otherwise(data: Path) -> None:
+    ds = Dataset.load(data)
+    graph = TrainGraph.from_dataset(ds)
+    cfg = {"dim": 8, "n_layers": 2, "knn_source": "none", "conv": "intents", "intents": 2}
+    flat = GAT(ds.n_users, ds.n_items, GATConfig(**cfg, intent_temperature=0.0), graph)
+    routed = GAT(ds.n_users, ds.n_items, GATConfig(**cfg), graph)
+    lgcn = LightGCN(ds.n_users, ds.n_items, LightGCNConfig(dim=8, n_layers=2), graph)
+    assert len(flat.convs) == 0 and flat.attention_parameters() == []  # routing has no parameters
+    with torch.no_grad():
+        lgcn.embedding.copy_(flat.embedding)
+        routed.embedding.copy_(flat.embedding)
+        torch.testing.assert_close(torch.cat(flat.embeddings()), torch.cat(lgcn.embeddings()), rtol=1e-5, atol=1e-6)
+        assert (torch.cat(routed.embeddings()) - torch.cat(lgcn.embeddings())).abs().max() > 1e-4
 
 
 def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tmp_path: Path) -> None:
@@ -199,7 +215,7 @@ def test_edge_dropout_default_depends_on_the_item_graph() -> None:
     assert GATConfig(edge_dropout=0.3).resolved_edge_dropout() == 0.3
 
 
-@pytest.mark.parametrize("params", [{"conv": "gatv2"}, {"heads": 3}, {"knn_attention": False}])
+@pytest.mark.parametrize("params", [{"conv": "gatv2"}, {"heads": 3}, {"knn_attention": False}, {"conv": "intents"}])
 def test_variants_keep_shapes_and_train(data_with_text: Path, params: dict) -> None:
     model = build(data_with_text, dim=8, features="text", knn_k=5, **params)
     loss, _ = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
