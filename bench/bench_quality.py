@@ -196,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"run {key} (load {os.getloadavg()[0]:.1f})", flush=True)
                 entry = run_one(data, dataset, variant, vspec, seed, args.threads,
                                 {**defaults, **per_dataset.get(dataset, {})})
+                if needs := vspec.get("features_needed"):  # which embedding the run read (re-embedding moves it)
+                    arrays = json.loads((data / "features" / "features.json").read_text())["arrays"]
+                    entry["features_sha256"] = arrays[needs]["sha256"]
                 record(key, entry, protocol)
                 print(f"  {key}: test ndcg@20 {entry['test_ndcg@20']:.4f} recall@20 {entry['test_recall@20']:.4f}"
                       f" best epoch {entry['best_epoch']}/{entry['epochs_run']}"

@@ -129,6 +129,7 @@ def quality(d: dict[str, Any]) -> list[str]:
         if arrays is not None and "image" not in arrays:
             notes.append(f"- {ds} has no item images, so `gatrec embed` skipped the image modality: its `fused` "
                          f"features are the PCA-128 of the text embeddings alone (arrays: {', '.join(arrays)}).")
+    notes += _embeddings_note(list(runs))
     missing = [f"{ds}/{name}/{seed}" for name, v in proto.get("variants", {}).items()
                for ds in v.get("datasets", ("amazon-office-2014", "amazon-beauty-2014")) for seed in (0, 1, 2)
                if f"{ds}/{name}/{seed}" not in runs_by_key]
@@ -143,6 +144,25 @@ def quality(d: dict[str, Any]) -> list[str]:
                   for k, v in variants.items() if any(r["variant"] == k for r in rows)]
         lines.append("")
     return lines + _explored(explored, d.get("runs", {}), lgcn)
+
+
+def _embeddings_note(runs: list[dict[str, Any]]) -> list[str]:
+    """Runs with features name the embedding they read (``features_sha256``); earlier runs did not record it.
+    Re-embedding the same items on another machine moves a run by the size of the seed noise, so rows compared
+    with each other should have read the same embedding."""
+    notes = []
+    reads = [r for r in runs if r.get("config", {}).get("model_params", {}).get("features", "none") != "none"]
+    for ds in sorted({r["dataset"] for r in reads}):
+        groups: dict[str, set[str]] = {}
+        for r in reads:
+            if r["dataset"] == ds:
+                sha = r.get("features_sha256")
+                groups.setdefault(sha[:12] if sha else "earlier (not recorded)", set()).add(r["variant"])
+        if len(groups) > 1:
+            parts = [f"{sha}: {', '.join(sorted(v))}" for sha, v in sorted(groups.items())]
+            notes.append(f"- {ds}: the feature runs read different embeddings of the same items (re-embedded on "
+                         f"another machine; compare rows within one): {'; '.join(parts)}.")
+    return notes
 
 
 def _ratio_to(lgcn: dict[str, float], r: dict[str, Any]) -> str:
@@ -446,7 +466,7 @@ def design_notes() -> list[str]:
 
 
 def render() -> str:
-    order = ("quality", "speed", "embed", "knn")
+    order = ("quality", "attention", "speed", "embed", "knn")
     files = sorted(RESULTS.glob("*.json"),
                    key=lambda f: (next((i for i, p in enumerate(order) if f.stem.startswith(p)), len(order)), f.stem))
     lines = [
@@ -467,6 +487,7 @@ def render() -> str:
         "--seeds 0,1,2",
         ".venv/bin/python bench/bench_quality.py --configs bench/quality_explore.yaml --datasets amazon-office-2014 "
         "--models 'gat-*' --seeds 0   # the exploration behind the GAT defaults",
+        ".venv/bin/python bench/bench_attention.py   # after the quality runs: how far attention is from uniform",
         ".venv/bin/python bench/bench_speed.py",
         ".venv/bin/python bench/bench_embed.py; .venv/bin/python bench/bench_knn.py",
         "nice -n 10 .venv/bin/python bench/bench_serving.py; sudo bash scripts/bento_container.sh gatrec:latest",
@@ -483,6 +504,10 @@ def render() -> str:
         stem = f.stem
         if stem.startswith("quality"):
             lines += quality(d)
+        elif stem.startswith("attention"):
+            from bench_attention import report as attention_report
+
+            lines += attention_report(d)
         elif stem.startswith("speed"):
             lines += speed(d)
         elif stem.startswith("embed"):

@@ -26,6 +26,7 @@ STEPS: dict[str, list[list[str]]] = {
          "--seeds", "0,1,2"],
         ["bench_quality.py", "--datasets", "amazon-office-2014", "--models", "gat-*", "--seeds", "0,1,2"],
         ["bench_quality.py", "--datasets", "amazon-beauty-2014", "--models", "gat-none-bpr", "--seeds", "0,1,2"],
+        ["bench_attention.py", "--variants", "gat-text-bpr,gat-text-bpr-uniform"],
     ],
     "speed": [["bench_speed.py"]],
     "embed": [["bench_embed.py"]],
