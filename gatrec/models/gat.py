@@ -22,6 +22,11 @@ Design notes).
   come in only as far as they help.
 * **Edge weights from ratings**, where the data has them, enter the attention logits (``edge_dim=1``).
 
+* **Tried, kept as options, not defaults** (none beat the uniform-attention control on validation): logits
+  from content keys (``attention_keys``), per-node attention over the layers (``layer_combine``), attention on
+  one graph only (``attention_on``), DGCF-style intent routing (``conv="intents"``,
+  gatrec/models/intent_attention.py) and XSimGCL's contrastive term (``cl_weight``).
+
 Scores stay ``user_emb @ item_emb.T``, so export, evaluation and serving need no model code.
 """
 
