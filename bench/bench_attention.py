@@ -33,14 +33,10 @@ RESULT = RESULTS / "attention.json"
 
 
 def coefficients(conv: Any, x: torch.Tensor, graph: Any, degree: torch.Tensor) -> torch.Tensor:
-    """The layer's attention coefficients per edge, as ``attend`` feeds the layer (logits of D^-1/2 x)."""
-    from gatrec.models.sparse_attention import logits
+    """The layer's attention coefficients per edge (mean over heads), as ``attend`` feeds the layer."""
+    from gatrec.models.sparse_attention import coefficients as layer_coefficients
 
-    heads = conv.heads
-    scores = logits(x, torch.cat([conv.att_src[0], conv.att_dst[0]])) * degree.clamp(min=1).rsqrt()
-    alpha = conv.edge_updater(graph.edge_index, alpha=(scores[:, :heads], scores[:, heads:]), edge_attr=None,
-                              size=None)
-    return alpha.mean(dim=1)
+    return layer_coefficients(conv, x, graph, inv_sqrt=degree.clamp(min=1).rsqrt()).mean(dim=1)
 
 
 def spread(alpha: torch.Tensor, dst: torch.Tensor, n: int) -> dict[str, float]:

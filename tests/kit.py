@@ -137,7 +137,7 @@ def write_run(run: Path, data: Path, *, ndcg: float, recall: float, model: str =
 
 def make_dataset(root: Path, *, digest: str, split: str = "user-temporal", n_users: int = 80,
                  n_items: int = 120, per_user: int = 10, seed: int = 0) -> Path:
-    """The test kit's prepared dataset (tests/kit.py), one per (digest, split) under ``root``: popularity
+    """A :func:`write_prepared` dataset, one per (digest, split) under ``root``: popularity
     only (no taste clusters), ids ``U000`` / ``I000``, the manifest's digest the label ``digest``."""
     path = root / f"data-{digest}-{split}"
     if (path / "manifest.json").exists():
@@ -148,7 +148,7 @@ def make_dataset(root: Path, *, digest: str, split: str = "user-temporal", n_use
 
 def make_run_dir(root: Path, *, ndcg: float, recall: float, digest: str = "d1", split: str = "user-temporal",
                  seed: int = 0, **kwargs) -> Path:
-    """A ``gatrec train`` run folder (tests/kit.py ``write_run``: random embeddings, the given declared
+    """A ``gatrec train`` run folder (:func:`write_run`: random embeddings, the given declared
     metrics) on :func:`make_dataset`'s data; ``kwargs``: ``model``, ``dim``, ``bias``, ``extra_metrics``,
     ``mlflow_run_id``."""
     data = make_dataset(root, digest=digest, split=split)

@@ -149,6 +149,11 @@ class GATConfig(ContrastiveFields):
             raise ValueError("attention_on=user_item or item_item needs attention_keys=embeddings")
         return self
 
+    def ratings_in_attention(self) -> bool:
+        """Whether ratings enter the user-item attention: they are an input of GATConv's logits only, so not
+        when that attention is frozen uniform or routed by intents."""
+        return self.use_ratings and self.attention_on != "item_item" and self.conv != "intents"
+
     def resolved_knn_source(self) -> str:
         if self.knn_weight == 0:
             return "none"
@@ -224,8 +229,8 @@ class GAT(Recommender):
         dev = graph.edge_index.device
         learn_ui, learn_knn = config.attention_on != "item_item", config.attention_on != "user_item"
         self.intents = config.conv == "intents"
-        if not learn_ui or self.intents:
-            ratings = None  # ratings enter GATConv's attention logits only
+        if not config.ratings_in_attention():
+            ratings = None
         n = n_users + n_items
         self.edge_dropout = config.resolved_edge_dropout()
         emb = torch.empty(n, config.dim, device=dev)
@@ -295,8 +300,7 @@ class GAT(Recommender):
             except DataError as exc:
                 raise DataError(f"{what} {hint}: {exc}") from None
         ratings = None
-        if (config.use_ratings and config.attention_on != "item_item" and config.conv != "intents"
-                and "rating" in dataset.train.columns):
+        if config.ratings_in_attention() and "rating" in dataset.train.columns:
             ratings = edge_ratings(dataset, graph)
         content = None
         if config.attention_keys != "embeddings":

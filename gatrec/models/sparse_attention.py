@@ -71,26 +71,35 @@ def attend_and_gather(conv: GATConv | GATv2Conv, x: torch.Tensor, graph: EdgeCSR
     if (not isinstance(lin, Tile) or conv.concat or conv.add_self_loops or conv.bias is not None
             or getattr(conv, "res", None) is not None):
         raise ValueError("attend() needs a Tile input map, averaged heads, no self-loops, bias or residual")
-    heads = conv.heads
     inv_sqrt = None if degree is None else degree.clamp(min=1).rsqrt()
     seen = x.detach() if detach_scores else x  # what the logits read
     if is_node_attention(conv, edge_attr):
         return _node_attention(conv, x, seen, graph, inv_sqrt, rows, gather)
-    if isinstance(conv, GATv2Conv):  # logits need x_i + x_j per edge: scale x itself
-        h = conv.lin_l(seen if inv_sqrt is None else inv_sqrt * seen).view(-1, heads, conv.out_channels)
-        alpha = conv.edge_updater(graph.edge_index, x=(h, h), edge_attr=edge_attr)
-    else:  # <x_j, a_src> for every head by one matmul (PyG's mul + sum builds n × heads × d, twice)
-        scores = logits(seen, torch.cat([conv.att_src[0], conv.att_dst[0]]))
-        if inv_sqrt is not None:
-            scores = scores * inv_sqrt
-        alpha = conv.edge_updater(graph.edge_index, alpha=(scores[:, :heads], scores[:, heads:]),
-                                  edge_attr=edge_attr, size=None)
-    values = alpha.mean(dim=1)
+    values = coefficients(conv, seen, graph, edge_attr, inv_sqrt).mean(dim=1)
     if inv_sqrt is not None:  # (D^1/2 A D^-1/2)_rc = a_rc sqrt(d_r / d_c)
         src, dst = graph.edge_index
         values = values * (inv_sqrt[src] / inv_sqrt[dst]).squeeze(1)
     out = spmm(values, x, graph)
     return (out if rows is None else out[rows]), (x[:0] if gather is None else x[gather])
+
+
+def coefficients(conv: GATConv | GATv2Conv, seen: torch.Tensor, graph: EdgeCSR,
+                 edge_attr: torch.Tensor | None = None, inv_sqrt: torch.Tensor | None = None) -> torch.Tensor:
+    """The layer's attention coefficients per edge and head, (E, heads), from its own ``edge_updater`` (PyG's
+    logits, LeakyReLU, softmax over each node's neighbours, dropout), for input ``seen`` scaled by ``inv_sqrt``
+    (``D^-1/2``) as ``attend_and_gather`` feeds the layer."""
+    from torch_geometric.nn import GATv2Conv
+
+    heads = conv.heads
+    if isinstance(conv, GATv2Conv):  # logits need x_i + x_j per edge: scale x itself
+        h = conv.lin_l(seen if inv_sqrt is None else inv_sqrt * seen).view(-1, heads, conv.out_channels)
+        return conv.edge_updater(graph.edge_index, x=(h, h), edge_attr=edge_attr)
+    # <x_j, a_src> for every head by one matmul (PyG's mul + sum builds n × heads × d, twice)
+    scores = logits(seen, torch.cat([conv.att_src[0], conv.att_dst[0]]))
+    if inv_sqrt is not None:
+        scores = scores * inv_sqrt
+    return conv.edge_updater(graph.edge_index, alpha=(scores[:, :heads], scores[:, heads:]), edge_attr=edge_attr,
+                             size=None)
 
 
 _SPREAD = 40.0
