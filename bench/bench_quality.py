@@ -103,6 +103,20 @@ def summarise(runs: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _is_protocol(protocol: dict[str, Any]) -> bool:
+    return protocol["configs_file"] == str(DEFAULT_CONFIGS.relative_to(REPO))
+
+
+def refresh_protocol(protocol: dict[str, Any]) -> None:
+    """Record the protocol's variants as the configs file has them now, so variants moved into it from the
+    exploration file are reported as protocol rows without rerunning them (each run keeps its own config)."""
+    with _locked():
+        payload = load_results()
+        if payload.get("runs") and payload.get("protocol", {}).get("variants") != protocol["variants"]:
+            payload["protocol"] = {**payload.get("protocol", {}), **protocol}
+            _write(payload)
+
+
 def record(key: str, entry: dict[str, Any], protocol: dict[str, Any]) -> None:
     """Merge one run into quality.json; the protocol (variants and all) only when it is the default configs
     file, so exploration runs (``--configs bench/quality_explore.yaml``) are recorded beside it, apart."""
@@ -110,7 +124,7 @@ def record(key: str, entry: dict[str, Any], protocol: dict[str, Any]) -> None:
         payload = load_results()
         here = machine()
         payload["runs"][key] = {**entry, "configs_file": protocol["configs_file"], "machine": here}
-        if protocol["configs_file"] == str(DEFAULT_CONFIGS.relative_to(REPO)):
+        if _is_protocol(protocol):
             # The header's machine is the protocol runs' one: exploration runs elsewhere keep theirs per run.
             payload["protocol"] = protocol
             payload["machine"] = here
@@ -177,6 +191,8 @@ def main(argv: list[str] | None = None) -> None:
                 "variants": variants}
     import gatrec.models
 
+    if _is_protocol(protocol):
+        refresh_protocol(protocol)
     for dataset in args.datasets.split(","):
         data = None
         for variant in names:

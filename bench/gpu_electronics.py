@@ -97,7 +97,7 @@ def models(train: sp.csr_matrix, graph: Any, device: torch.device) -> dict[str, 
     nu, ni = train.shape
 
     def gat_content() -> GAT:
-        cfg = GATConfig(attention_keys="interactions")
+        cfg = GATConfig(attention_keys="interactions", attention_on="both")
         keys = content_keys("interactions", train, min(cfg.content_dim, cfg.dim))
         return GAT(nu, ni, cfg, graph, content=keys)
 
@@ -105,7 +105,8 @@ def models(train: sp.csr_matrix, graph: Any, device: torch.device) -> dict[str, 
     return {
         "lightgcn_d64_l3": lambda: LightGCN(nu, ni, LightGCNConfig(dim=64, n_layers=3), graph),
         "lightgcn_gat_size": lambda: LightGCN(nu, ni, LightGCNConfig(dim=width.dim, n_layers=width.n_layers), graph),
-        "gat": lambda: GAT(nu, ni, GATConfig(), graph),
+        "gat": lambda: GAT(nu, ni, GATConfig(), graph),  # attention off: the default
+        "gat_learned_attention": lambda: GAT(nu, ni, GATConfig(attention_on="both"), graph),
         "gat_content_keys": gat_content,
     }
 

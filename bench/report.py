@@ -212,6 +212,8 @@ def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, 
             params = {**_GAT_ADDED_LATER, **params}
         changed = ({k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
                    if first.get("model") == "gat" else params)
+        if params.get("cl_weight", 0) == 0:  # the term's other settings do nothing then
+            changed = {k: v for k, v in changed.items() if not k.startswith("cl_") or k == "cl_weight"}
         ratio = _ratio_to(lgcn, r)
         lines.append(
             f"| {r['dataset']} | {r['variant']} | {','.join(map(str, r['seeds']))} | "
@@ -221,8 +223,9 @@ def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, 
     return [*lines, ""]
 
 
-# GATConfig fields added after some runs were recorded, with the value those runs had (PyG's slope, no detach).
-_GAT_ADDED_LATER = {"negative_slope": 0.2, "attention_detach": False}
+# GATConfig fields added after some runs were recorded, with the value those runs had (PyG's slope, no detach,
+# attention learned on both graphs).
+_GAT_ADDED_LATER = {"negative_slope": 0.2, "attention_detach": False, "attention_on": "both", "cl_weight": 0.0}
 
 
 def _gat_defaults() -> dict[str, Any]:
@@ -239,7 +242,9 @@ def _gat_speed_rows(t: str, r: dict[str, Any], goal: float) -> list[str]:
         return [f"| {t} | – | {gat.get('error', 'not registered')} | – | – | – |"] if gat else []
     pairs = [("defaults", gat, r["lightgcn"]), ("GAT at LightGCN's size", r.get("gat_matched"), r["lightgcn"]),
              ("LightGCN at the GAT's size", gat, r.get("lightgcn_gat_size")),
-             ("defaults, but negative_slope 0.2 (per-edge softmax)", r.get("gat_edge_softmax"), r["lightgcn"])]
+             ("learned attention with negative_slope 0.2 (per-edge softmax)", r.get("gat_edge_softmax"), r["lightgcn"]),
+             ("learned attention (attention_on both), LightGCN at the GAT's size", r.get("gat_learned_attention"),
+              r.get("lightgcn_gat_size"))]
     return [f"| {t} | {name} | {a['median_s']:.2f} | {b['median_s']:.2f} | {a['median_s'] / b['median_s']:.2f} | "
             f"{_met(a['median_s'] / b['median_s'] <= goal)} |" for name, a, b in pairs if a and b]
 

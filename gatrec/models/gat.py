@@ -5,10 +5,10 @@ Design notes).
 
 * **LightGCN-shaped attention.** A layer is ``D^1/2 GATConv(D^-1/2 x)``: one head, no self-loops, no bias,
   no non-linearity, the input map fixed to the identity. With zero attention vectors the softmax is
-  uniform (1/deg), so a layer is exactly LightGCN's ``D^-1/2 A D^-1/2 x``; training learns how to re-weight
-  neighbours from there. The output is the mean over layers 0..L, as in LightGCN (or, with
+  uniform (1/deg), so a layer is exactly LightGCN's ``D^-1/2 A D^-1/2 x``; learned attention (``attention_on``)
+  re-weights neighbours from there. The output is the mean over layers 0..L, as in LightGCN (or, with
   ``layer_combine="attention"``, each node's own softmax mix of them: gatrec/models/layer_attention.py).
-* **Attention that cannot overfit the embeddings.** The attention vectors are ``attention_scale * raw``
+* **Learned attention that cannot overfit the embeddings.** The attention vectors are ``attention_scale * raw``
   (under Adam an ``attention_scale`` times smaller step), the logit is linear (``negative_slope=1``: then
   GATConv's attention is exactly a learned weight per neighbour, ``softmax_j <a, x_j>``, computed by two plain
   sparse matmuls), and the logits read the embeddings detached (``attention_detach``): only the attention
@@ -20,12 +20,16 @@ Design notes).
   drawn with probability ~ 1/sqrt(deg_u deg_i), renormalised; evaluation uses the full graph.
 * **Item input** = ID embedding + ``gate * Linear(features)`` with the gate starting at 0, so the features
   come in only as far as they help.
-* **Edge weights from ratings**, where the data has them, enter the attention logits (``edge_dim=1``).
+* **Edge weights from ratings**, where the data has them, enter learned attention logits (``edge_dim=1``).
+* **XSimGCL's contrastive term** (``cl_weight`` 0.2, gatrec/models/contrastive.py): every layer's output is
+  perturbed while training and the final representations are contrasted with layer 1's. It is what lifts
+  validation here, as much for uniform attention as for learned.
 
-* **Tried, kept as options, not defaults** (none beat the uniform-attention control on validation): logits
-  from content keys (``attention_keys``), per-node attention over the layers (``layer_combine``), attention on
-  one graph only (``attention_on``), DGCF-style intent routing (``conv="intents"``,
-  gatrec/models/intent_attention.py) and XSimGCL's contrastive term (``cl_weight``).
+* **Attention is off by default** (``attention_on="none"``: every attention vector stays at 0, so the layers
+  propagate exactly as LightGCN's): no learned attention has scored above that uniform control on
+  validation. Kept as options: learned GATConv attention on both graphs or one (``attention_on``), logits
+  from content keys (``attention_keys``), per-node attention over the layers (``layer_combine``) and
+  DGCF-style intent routing (``conv="intents"``, gatrec/models/intent_attention.py).
 
 Scores stay ``user_emb @ item_emb.T``, so export, evaluation and serving need no model code.
 """
@@ -80,6 +84,13 @@ class GATConfig(ContrastiveFields):
 
     model_config = ConfigDict(extra="forbid")
 
+    # XSimGCL's contrastive term is on by default: it lifts validation with and without item features and
+    # with learned or uniform attention alike (BENCHMARKS.md, issue 14). Propagations it cannot perturb
+    # (intent routing, content keys) turn it off unless it is asked for (_contrastive_where_supported).
+    cl_weight: float = Field(0.2, ge=0, description="XSimGCL: weight of the contrastive (InfoNCE) term; 0 = "
+                             "off (the default is 0 with conv=intents or content attention_keys)")
+    cl_rows: int = Field(1024, ge=2, description="XSimGCL: at most this many of a batch's users (and items), drawn "
+                         "at random, are contrasted: the InfoNCE costs rows^2 x dim")
     features: Literal["none", "text", "image", "fused"] = Field(
         "none", description="item features added to the item ID embedding (from `gatrec embed`)")
     loss: Literal["bpr", "bce"] = Field("bpr", description="bpr, or binary cross-entropy on pos/neg pairs")
@@ -116,10 +127,10 @@ class GATConfig(ContrastiveFields):
     knn_k: int = Field(20, ge=1, description="neighbours per item in the item-item graph (embed builds 20)")
     knn_weight: float = Field(1.0, ge=0, description="weight of the item-item propagation (0 = off)")
     knn_attention: bool = Field(True, description="attention over kNN neighbours (else cosine weights)")
-    attention_on: Literal["both", "user_item", "item_item"] = Field(
-        "both", description="the graphs whose attention is learned; on the other its attention vectors stay at "
-        "0 (uniform weights, as in the uniform-attention control), and a frozen user-item attention ignores "
-        "ratings, as the control's does")
+    attention_on: Literal["none", "both", "user_item", "item_item"] = Field(
+        "none", description="the graphs whose attention is learned; elsewhere the attention vectors stay at 0 "
+        "(uniform weights: LightGCN's propagation), and a frozen user-item attention ignores ratings. none is "
+        "the default because no learned attention has scored above it on validation (BENCHMARKS.md, issue 14)")
     features_dir: str | None = Field(None, description="`gatrec embed` output; None = DATA/features")
     use_ratings: bool = Field(True, description="normalised ratings weight the attention, where present")
     attention_keys: Literal["embeddings", "features", "interactions"] = Field(
@@ -136,6 +147,14 @@ class GATConfig(ContrastiveFields):
         "softmax attention over them, or hop_attention: layer 0 keeps its mean share and the attention shares "
         "the rest among layers 1..L (gatrec/models/layer_attention.py; both start exactly as the mean)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _contrastive_where_supported(cls, data: object) -> object:
+        if isinstance(data, dict) and "cl_weight" not in data and (
+                data.get("conv") == "intents" or data.get("attention_keys", "embeddings") != "embeddings"):
+            return {**data, "cl_weight": 0.0}
+        return data
+
     @model_validator(mode="after")
     def _keys_have_content(self) -> GATConfig:
         if self.attention_keys == "features" and self.features == "none":
@@ -146,13 +165,20 @@ class GATConfig(ContrastiveFields):
         if self.conv == "intents" and (self.dim % self.intents or self.attention_keys != "embeddings"):
             raise ValueError("conv=intents needs dim a multiple of intents and attention_keys=embeddings")
         if self.attention_on != "both" and self.attention_keys != "embeddings":
-            raise ValueError("attention_on=user_item or item_item needs attention_keys=embeddings")
+            raise ValueError(f"attention_keys={self.attention_keys} learns content attention on both graphs: it "
+                             "needs attention_on=both")
         return self
+
+    def learns_user_item_attention(self) -> bool:
+        return self.attention_on in ("both", "user_item")
+
+    def learns_item_item_attention(self) -> bool:
+        return self.attention_on in ("both", "item_item")
 
     def ratings_in_attention(self) -> bool:
         """Whether ratings enter the user-item attention: they are an input of GATConv's logits only, so not
         when that attention is frozen uniform or routed by intents."""
-        return self.use_ratings and self.attention_on != "item_item" and self.conv != "intents"
+        return self.use_ratings and self.learns_user_item_attention() and self.conv != "intents"
 
     def resolved_knn_source(self) -> str:
         if self.knn_weight == 0:
@@ -227,7 +253,7 @@ class GAT(Recommender):
                              f"{'not ' * (features is None)}given")
         self.graph = graph
         dev = graph.edge_index.device
-        learn_ui, learn_knn = config.attention_on != "item_item", config.attention_on != "user_item"
+        learn_ui, learn_knn = config.learns_user_item_attention(), config.learns_item_item_attention()
         self.intents = config.conv == "intents"
         if not config.ratings_in_attention():
             ratings = None
@@ -350,7 +376,7 @@ class GAT(Recommender):
         if self.content is not None:
             yield from self.content.propagate(x, graph, degree)
         if self.intents:
-            t = self.config.intent_temperature if self.config.attention_on != "item_item" else 0.0
+            t = self.config.intent_temperature if self.config.learns_user_item_attention() else 0.0
             for _ in range(self.config.n_layers):
                 x = intent_layer(x, graph, self.config.intents, t, self.config.attention_detach)
                 yield x

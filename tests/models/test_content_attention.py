@@ -137,10 +137,10 @@ def test_a_learned_temperature_moves_attention_towards_fitting_neighbours() -> N
                                     {"attention_keys": "features", "features": "text", "knn_k": 5,
                                      "content_projection": True, "content_dim": 4}])
 def test_gat_with_content_keys_starts_uniform_and_its_row_loss_is_exact(data_with_text: Path, params: dict) -> None:
-    model = _build(data_with_text, dim=8, feature_gate=False, **params)
+    model = _build(data_with_text, dim=8, feature_gate=False, attention_on="both", **params)
     assert model.content is not None and not model.convs
     assert (model.knn_content is not None) == (params["attention_keys"] == "features")
-    uniform = _build(data_with_text, dim=8, feature_gate=False, attention_scale=1e-9,
+    uniform = _build(data_with_text, dim=8, feature_gate=False,  # attention off: the default
                      **{k: v for k, v in params.items() if not k.startswith(("attention_keys", "content"))})
     uniform.load_state_dict(model.state_dict(), strict=False)  # the same embeddings and feature projection
     model.eval()
@@ -159,7 +159,7 @@ def test_gat_with_content_keys_starts_uniform_and_its_row_loss_is_exact(data_wit
 
 
 def test_gat_learns_content_temperatures(data_with_text: Path, tmp_path: Path) -> None:
-    params = {"dim": 16, "features": "text", "knn_k": 5, "attention_keys": "features"}
+    params = {"dim": 16, "features": "text", "knn_k": 5, "attention_keys": "features", "attention_on": "both"}
     cfg = TrainConfig(model="gat", epochs=10, batch_size=256, lr=0.01, patience=10, model_params=params, seed=0)
     result = train(data_with_text, cfg, tmp_path / "gat")
     assert np.isfinite(result["valid"]["ndcg@20"])

@@ -97,6 +97,14 @@ def test_contrastive_term_needs_embedding_keyed_attention() -> None:
         GATConfig(cl_weight=0.1, attention_keys="interactions")
 
 
+def test_on_by_default_for_the_gat_only_where_it_applies() -> None:
+    assert GATConfig().cl_weight == 0.2 and LightGCNConfig().cl_weight == 0.0  # LightGCN stays the paper's
+    assert GATConfig(conv="intents").cl_weight == 0.0
+    assert GATConfig(attention_keys="interactions", attention_on="both").cl_weight == 0.0
+    with pytest.raises(ValueError, match="needs attention_keys=embeddings"):
+        GATConfig(conv="intents", cl_weight=0.2)
+
+
 def test_at_most_cl_rows_are_contrasted() -> None:
     from gatrec.models.contrastive import ContrastiveFields, contrastive_loss
 

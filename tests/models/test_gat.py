@@ -60,13 +60,13 @@ def test_registered_and_built_from_gatconv(data: Path) -> None:
 
 
 def test_forward_backward_reaches_embeddings_features_and_attention(data_with_text: Path) -> None:
-    model = build(data_with_text, dim=8, features="text", knn_k=5, feature_gate=False)
+    model = build(data_with_text, dim=8, features="text", knn_k=5, feature_gate=False, attention_on="both")
     ds = Dataset.load(data_with_text)
     users, items = model.embeddings()
     assert users.shape == (ds.n_users, 8) and items.shape == (ds.n_items, 8)
     u, p, n = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5]), torch.tensor([6, 7, 8])
     loss, parts = model.loss(u, p, n)
-    assert torch.isfinite(loss) and set(parts) == {"bpr", "reg"}
+    assert torch.isfinite(loss) and set(parts) == {"bpr", "reg", "cl"}  # XSimGCL on by default
     loss.backward()
     assert model.embedding.grad is not None and model.embedding.grad.abs().sum() > 0
     assert model.proj is not None and model.proj.weight.grad.abs().sum() > 0
@@ -92,7 +92,8 @@ def test_forward_backward_reaches_embeddings_features_and_attention(data_with_te
                                     {"attention_on": "user_item", "features": "text", "knn_k": 5},
                                     {"conv": "intents", "intents": 2, "features": "text", "knn_k": 5}])
 def test_loss_at_the_batch_rows_equals_the_full_computation(data_with_text: Path, params: dict) -> None:
-    model = build(data_with_text, dim=8, feature_gate=False, **params)
+    # cl_weight 0: the contrastive term has its own exactness tests (test_contrastive.py)
+    model = build(data_with_text, dim=8, feature_gate=False, cl_weight=0.0, **{"attention_on": "both", **params})
     with torch.no_grad():  # non-uniform attention (over neighbours and over layers)
         for a in model.attention_parameters():
             a.normal_()
@@ -110,7 +111,7 @@ def test_starts_as_lightgcn_and_attention_changes_the_output(data: Path) -> None
     """Zero attention = uniform softmax = LightGCN's normalised propagation; non-zero attention re-weights."""
     ds = Dataset.load(data)
     graph = TrainGraph.from_dataset(ds)
-    gat = GAT(ds.n_users, ds.n_items, GATConfig(dim=8, n_layers=2, knn_source="none"), graph)
+    gat = GAT(ds.n_users, ds.n_items, GATConfig(dim=8, n_layers=2, knn_source="none", attention_on="both"), graph)
     lgcn = LightGCN(ds.n_users, ds.n_items, LightGCNConfig(dim=8, n_layers=2), graph)
     with torch.no_grad():
         lgcn.embedding.copy_(gat.embedding)
@@ -126,7 +127,7 @@ def test_starts_as_lightgcn_and_attention_changes_the_output(data: Path) -> None
 def test_intent_routing_at_temperature_zero_is_lightgcn_and_routes_otherwise(data: Path) -> None:
     ds = Dataset.load(data)
     graph = TrainGraph.from_dataset(ds)
-    cfg = {"dim": 8, "n_layers": 2, "knn_source": "none", "conv": "intents", "intents": 2}
+    cfg = {"dim": 8, "n_layers": 2, "knn_source": "none", "conv": "intents", "intents": 2, "attention_on": "both"}
     flat = GAT(ds.n_users, ds.n_items, GATConfig(**cfg, intent_temperature=0.0), graph)
     routed = GAT(ds.n_users, ds.n_items, GATConfig(**cfg), graph)
     lgcn = LightGCN(ds.n_users, ds.n_items, LightGCNConfig(dim=8, n_layers=2), graph)
@@ -139,7 +140,7 @@ def test_intent_routing_at_temperature_zero_is_lightgcn_and_routes_otherwise(dat
 
 
 def test_training_beats_popularity_and_learns_attention(data_with_text: Path, tmp_path: Path) -> None:
-    params = {"dim": 16, "features": "text", "knn_k": 5}
+    params = {"dim": 16, "features": "text", "knn_k": 5, "attention_on": "both"}
     cfg = TrainConfig(model="gat", epochs=25, batch_size=256, lr=0.01, patience=25, model_params=params,
                       seed=0)
     result = train(data_with_text, cfg, tmp_path / "gat")
@@ -161,7 +162,7 @@ def test_attention_on_one_graph_keeps_the_other_uniform(tmp_path: Path, attentio
     write_features(data, n_clusters=N_CLUSTERS, k=5)
     params = {"dim": 8, "features": "text", "knn_k": 5, "feature_gate": False, "edge_dropout": 0.0}
     model = build(data, attention_on=attention_on, **params)
-    control = build(data, attention_scale=1e-9, **params)  # the protocol's uniform control
+    control = build(data, attention_on="both", attention_scale=1e-9, **params)  # the protocol's uniform control
     with torch.no_grad():
         control.load_state_dict(model.state_dict(), strict=False)
     learned = model.attention_parameters()
@@ -188,6 +189,29 @@ def test_attention_on_one_graph_keeps_the_other_uniform(tmp_path: Path, attentio
     assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in learned)
 
 
+def test_attention_off_by_default_is_the_uniform_control(tmp_path: Path) -> None:
+    """The default (attention_on=none) has no attention parameters, ignores ratings and propagates as the
+    protocol's uniform control (learned attention at a 1e-9 rate) and, without features, as LightGCN."""
+    data = write_dataset(tmp_path / "rated", ratings=True)
+    write_features(data, n_clusters=N_CLUSTERS, k=5)
+    for params in ({"dim": 8, "features": "text", "knn_k": 5, "feature_gate": False, "edge_dropout": 0.0},
+                   {"dim": 8, "n_layers": 3}):
+        model = build(data, **params)
+        assert model.config.attention_on == "none" and model.attention_parameters() == []
+        assert model.edge_attr is None and all(not p.requires_grad for c in model.convs for p in c.parameters())
+        control = build(data, attention_on="both", attention_scale=1e-9, **params)
+        control.load_state_dict(model.state_dict(), strict=False)
+        model.eval(), control.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(torch.cat(model.embeddings()), torch.cat(control.embeddings()))
+    ds = Dataset.load(data)
+    lgcn = LightGCN(ds.n_users, ds.n_items, LightGCNConfig(dim=8, n_layers=3), TrainGraph.from_dataset(ds))
+    with torch.no_grad():
+        lgcn.embedding.copy_(model.embedding)
+        torch.testing.assert_close(torch.cat(model.embeddings()), torch.cat(lgcn.embeddings()), rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
     model = build(data, dim=8, loss="bce", edge_dropout=0.5, knn_source="none")
     model.train()
@@ -200,7 +224,7 @@ def test_bce_loss_and_degree_sensitive_edge_dropout(data: Path) -> None:
     assert torch.equal(degree.flatten(), torch.bincount(edges[1], minlength=len(model.degree)).float())
     assert not torch.equal(degree, model.degree)
     loss, parts = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
-    assert set(parts) == {"bce", "reg"}
+    assert set(parts) == {"bce", "reg", "cl"}
     loss.backward()
     model.eval()
     assert model._edges()[0] is model.ui_graph
@@ -217,7 +241,7 @@ def test_edge_dropout_default_depends_on_the_item_graph() -> None:
 
 @pytest.mark.parametrize("params", [{"conv": "gatv2"}, {"heads": 3}, {"knn_attention": False}, {"conv": "intents"}])
 def test_variants_keep_shapes_and_train(data_with_text: Path, params: dict) -> None:
-    model = build(data_with_text, dim=8, features="text", knn_k=5, **params)
+    model = build(data_with_text, dim=8, features="text", knn_k=5, attention_on="both", **params)
     loss, _ = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))
     loss.backward()
     users, items = model.embeddings()
@@ -240,7 +264,7 @@ def test_feature_gate_starts_closed(data_with_text: Path) -> None:
 
 def test_ratings_enter_the_attention(tmp_path: Path) -> None:
     d = write_dataset(tmp_path / "rated", ratings=True)
-    model = build(d, dim=8, knn_source="none")
+    model = build(d, dim=8, knn_source="none", attention_on="both")
     assert model.edge_attr is not None and model.edge_attr.shape == (model.graph.edge_index.shape[1], 1)
     assert float(model.edge_attr.min()) >= 0 and float(model.edge_attr.max()) == 1.0
     loss, _ = model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5]))

@@ -33,8 +33,8 @@ BATCH = torch.tensor([0, 1, 2, 2, 5]), torch.tensor([3, 4, 5, 3, 9]), torch.tens
                                     {"attention_keys": "interactions", "content_dim": 4, "knn_source": "none"}])
 def test_starts_exactly_as_the_mean_combined_model(data_with_text: Path, params: dict, combine: str) -> None:
     """Zero-initialised scores: every alpha is 1/(L+1) and outputs, loss and gradients equal the mean's."""
-    mean = build(data_with_text, dim=8, **params)
-    att = build(data_with_text, dim=8, layer_combine=combine, **params)
+    mean = build(data_with_text, dim=8, attention_on="both", **params)
+    att = build(data_with_text, dim=8, attention_on="both", layer_combine=combine, **params)
     assert mean.layer_attention is None and att.layer_attention is not None
     with torch.no_grad():  # non-uniform neighbour attention: only the combination over layers differs
         for a, b in zip(mean.attention_parameters(), att.attention_parameters(), strict=True):
