@@ -125,6 +125,7 @@ def part_a(ds: Any, threads: int) -> dict[str, Any]:
                                                                           "negative_slope": 0.2}), sampler),
                 # Attention is off by default: what learning it costs (issue 14's bound: <= 2x LightGCN).
                 "gat_learned_attention": ours_epoch_fn(build("gat", ds, graph, {"attention_on": "both"}), sampler),
+                "gat_no_contrastive": ours_epoch_fn(build("gat", ds, graph, {"cl_weight": 0.0}), sampler),
                 "lightgcn_gat_size": ours_epoch_fn(
                     build("lightgcn", ds, graph, {"dim": gat_cfg.dim, "n_layers": gat_cfg.n_layers}), sampler)})
         except Exception as exc:  # noqa: BLE001 - record why the GAT could not be timed, keep the rest

