@@ -39,8 +39,8 @@ def perturb(x: torch.Tensor, eps: float) -> torch.Tensor:
     (``x`` itself when ``eps`` is 0)."""
     if eps == 0:
         return x
-    # The noise is a constant to autograd (sign has a zero gradient): built without a graph, in place, it
-    # costs half the time of the plain expression per layer (forward + backward, amazon-beauty rows).
+    # The noise is a constant to autograd (sign has a zero gradient), so it is built without a graph and in
+    # place: the step's largest cost of the term (bench/design_notes.yaml).
     with torch.no_grad():
         noise = F.normalize(torch.rand_like(x), dim=1).mul_(torch.sign(x)).mul_(eps)
     return x + noise
