@@ -113,7 +113,7 @@ def refresh_protocol(protocol: dict[str, Any]) -> None:
     with _locked():
         payload = load_results()
         if payload.get("runs") and payload.get("protocol", {}).get("variants") != protocol["variants"]:
-            payload["protocol"] = {**payload.get("protocol", {}), **protocol}
+            payload["protocol"] = protocol
             _write(payload)
 
 

@@ -281,7 +281,7 @@ def _explored(rows: list[dict[str, Any]], runs: dict[str, Any], lgcn: dict[str, 
 
 
 # GATConfig fields added after some runs were recorded, with the value those runs had (PyG's slope, no detach,
-# attention learned on both graphs).
+# attention learned on both graphs, no contrastive term).
 _GAT_ADDED_LATER = {"negative_slope": 0.2, "attention_detach": False, "attention_on": "both", "cl_weight": 0.0}
 
 
